@@ -1,0 +1,184 @@
+"""The embedded claim engine: decisions in process memory, answers after a group commit.
+
+One process owns a ledger's engine at a time (an exclusive lock file), because the counters in
+memory are the authority for stock and per-person limits between restarts. On start the
+counters are rebuilt from the ledger, so a crash loses nothing that was answered `issued`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections import Counter
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+from xfq.adapters.sql.ledger import SqlLedger
+from xfq.domain.campaign import Campaign, Round, VoucherType
+from xfq.domain.claim import ClaimCode, PersonCounts, decide_claim
+from xfq.domain.errors import StorageUnavailable, UnknownObject, XfqError
+from xfq.domain.voucher import Voucher, VoucherState
+from xfq.ports import ClaimAnswer, ClaimRequest, IdSource, LedgerTx
+
+
+class EngineLocked(XfqError):
+    code = "engine_locked"
+
+
+@dataclass
+class _Claim:
+    type_id: str
+    answer: Future[ClaimAnswer]
+
+
+def _answered(answer: ClaimAnswer) -> Future[ClaimAnswer]:
+    future: Future[ClaimAnswer] = Future()
+    future.set_result(answer)
+    return future
+
+
+class EmbeddedClaimEngine:
+    """Implements `xfq.ports.ClaimEngine` for one process over a `SqlLedger`."""
+
+    def __init__(
+        self, campaign: Campaign, ledger: SqlLedger, ids: IdSource, lock_path: Path | None
+    ) -> None:
+        self._campaign = campaign
+        self._ledger = ledger
+        self._ids = ids
+        self._lock_file = _take_lock(lock_path) if lock_path is not None else None
+        self._lock = threading.Lock()
+        self._remaining = {t.id: t.count for r in campaign.rounds for t in r.types}
+        self._of_type: Counter[tuple[str, str]] = Counter()
+        self._of_category: Counter[tuple[str, str, str]] = Counter()
+        self._of_round: Counter[tuple[str, str]] = Counter()
+        self._claims: dict[tuple[str, str], _Claim] = {}
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        for voucher_id, type_id, person_id, claim_key, _state in self._ledger.issued_claims():
+            rnd, vtype = self._campaign.voucher_type(type_id)
+            self._count(rnd, vtype, person_id, +1)
+            answer = ClaimAnswer(ClaimCode.ISSUED, voucher=self._load(voucher_id))
+            self._claims[(person_id, claim_key)] = _Claim(type_id, _answered(answer))
+
+    def _load(self, voucher_id: str) -> Voucher | None:
+        return self._ledger.reader().voucher(voucher_id)
+
+    def _count(self, rnd: Round, vtype: VoucherType, person_id: str, step: int) -> None:
+        self._remaining[vtype.id] -= step
+        self._of_type[(person_id, vtype.id)] += step
+        self._of_category[(person_id, rnd.id, vtype.category)] += step
+        self._of_round[(person_id, rnd.id)] += step
+        assert self._remaining[vtype.id] >= 0, f"oversold {vtype.id}"
+
+    def remaining(self, type_id: str) -> int:
+        with self._lock:
+            return self._remaining[type_id]
+
+    def submit(self, request: ClaimRequest, now: datetime) -> Future[ClaimAnswer]:
+        try:
+            rnd, vtype = self._campaign.voucher_type(request.type_id)
+        except UnknownObject as error:
+            return _answered(ClaimAnswer(ClaimCode.UNKNOWN_TYPE, str(error)))
+        person = request.citizen.person_id
+        with self._lock:
+            prior = self._claims.get((person, request.idempotency_key))
+            if prior is not None:
+                return self._repeat(prior, request.type_id)
+            counts = PersonCounts(
+                self._of_type[(person, vtype.id)],
+                self._of_category[(person, rnd.id, vtype.category)],
+                self._of_round[(person, rnd.id)],
+            )
+            remaining = self._remaining[vtype.id]
+            decision = decide_claim(rnd, vtype, request.citizen, now, remaining, counts)
+            if decision.code is not ClaimCode.ISSUED:
+                return _answered(ClaimAnswer(decision.code, decision.reason, remaining=remaining))
+            self._count(rnd, vtype, person, +1)
+            answer: Future[ClaimAnswer] = Future()
+            self._claims[(person, request.idempotency_key)] = _Claim(vtype.id, answer)
+            voucher = self._new_voucher(rnd, vtype, person, now)
+        self._persist(request, rnd, vtype, voucher, remaining - 1, answer)
+        return answer
+
+    @staticmethod
+    def _repeat(prior: _Claim, type_id: str) -> Future[ClaimAnswer]:
+        if prior.type_id == type_id:
+            return prior.answer
+        return _answered(
+            ClaimAnswer(
+                ClaimCode.IDEMPOTENCY_CONFLICT,
+                f"this idempotency key was used for a claim of {prior.type_id}",
+            )
+        )
+
+    def _new_voucher(self, rnd: Round, vtype: VoucherType, person: str, now: datetime) -> Voucher:
+        valid_from, valid_until = rnd.validity.window(rnd.opens_at, now, self._campaign.tz)
+        return Voucher(
+            id=self._ids.new_id("v"),
+            type_id=vtype.id,
+            round_id=rnd.id,
+            category=vtype.category,
+            person_id=person,
+            state=VoucherState.ISSUED,
+            issued_at=now,
+            valid_from=valid_from,
+            valid_until=valid_until,
+        )
+
+    def _persist(
+        self,
+        request: ClaimRequest,
+        rnd: Round,
+        vtype: VoucherType,
+        voucher: Voucher,
+        remaining: int,
+        answer: Future[ClaimAnswer],
+    ) -> None:
+        key = request.idempotency_key
+
+        def unit(tx: LedgerTx) -> None:
+            tx.insert_voucher(voucher, key)
+
+        def settle(written: Future[None]) -> None:
+            error = written.exception()
+            if error is None:
+                answer.set_result(
+                    ClaimAnswer(ClaimCode.ISSUED, voucher=voucher, remaining=remaining)
+                )
+                return
+            with self._lock:  # not durable: the claim never happened
+                self._count(rnd, vtype, voucher.person_id, -1)
+                del self._claims[(voucher.person_id, key)]
+            answer.set_exception(StorageUnavailable(f"claim not recorded: {error}"))
+
+        self._ledger.write(unit).add_done_callback(settle)
+
+    def close(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+
+def _take_lock(path: Path) -> IO[str]:
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise EngineLocked(
+            f"the ledger's claim engine is already running in {holder} ({path}); "
+            "only one process may decide claims on an embedded ledger"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    return handle

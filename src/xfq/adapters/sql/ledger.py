@@ -1,0 +1,134 @@
+"""The ledger on SQLAlchemy: group-committed writes, thread-local readers, operator set-up."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from datetime import datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from xfq.adapters.sql import tables
+from xfq.adapters.sql.group_commit import GroupCommitWriter, TxControl
+from xfq.adapters.sql.schema import create_engine, migrate
+from xfq.adapters.sql.statements import compile_statements
+from xfq.adapters.sql.times import to_us
+from xfq.adapters.sql.tx import SqlTx
+from xfq.domain.campaign import Campaign
+from xfq.ports import LedgerReader, LedgerTx
+
+T = TypeVar("T")
+
+
+class SqlLedger:
+    """Implements `xfq.ports.Ledger` on SQLite or PostgreSQL."""
+
+    def __init__(self, url: str, max_batch: int = 1024) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+        migrate(self.engine)
+        self._statements = compile_statements(self.engine.dialect)
+        self._writer = GroupCommitWriter(
+            connect=self.engine.raw_connection,
+            make_tx=lambda connection: SqlTx(connection, self._statements),
+            control=TxControl(self.engine.dialect.name),
+            max_batch=max_batch,
+        )
+        self._local = threading.local()
+        self._readers: list[Any] = []
+        self._readers_lock = threading.Lock()
+
+    def write(self, unit: Callable[[LedgerTx], T]) -> Future[T]:
+        return self._writer.submit(unit)
+
+    def reader(self) -> LedgerReader:
+        tx: SqlTx | None = getattr(self._local, "tx", None)
+        if tx is None:
+            connection = self.engine.raw_connection()
+            with self._readers_lock:
+                self._readers.append(connection)
+            tx = SqlTx(connection, self._statements)
+            self._local.tx = tx
+        return tx
+
+    def close(self) -> None:
+        self._writer.close()
+        with self._readers_lock:
+            for connection in self._readers:
+                # closing from another thread: sqlite3 may refuse; harmless at shutdown
+                with contextlib.suppress(Exception):
+                    connection.close()
+            self._readers.clear()
+        self.engine.dispose()
+
+    def install_campaign(self, campaign: Campaign, spec_text: str, at: datetime) -> None:
+        """Record the campaign's spec and its voucher types (idempotent for the same spec)."""
+        with self.engine.begin() as c:
+            exists = c.execute(
+                sa.select(tables.campaigns.c.id).where(tables.campaigns.c.id == campaign.id)
+            ).first()
+            if exists is None:
+                c.execute(
+                    tables.campaigns.insert().values(
+                        id=campaign.id, spec_toml=spec_text, loaded_at_us=to_us(at)
+                    )
+                )
+            else:
+                c.execute(
+                    tables.campaigns.update()
+                    .where(tables.campaigns.c.id == campaign.id)
+                    .values(spec_toml=spec_text, loaded_at_us=to_us(at))
+                )
+            self._upsert_types(c, campaign)
+
+    @staticmethod
+    def _upsert_types(c: sa.Connection, campaign: Campaign) -> None:
+        known = set(c.execute(sa.select(tables.voucher_types.c.id)).scalars())
+        for rnd in campaign.rounds:
+            for t in rnd.types:
+                values = {
+                    "campaign_id": campaign.id,
+                    "round_id": rnd.id,
+                    "category": t.category,
+                    "threshold_fen": t.threshold_fen,
+                    "discount_fen": t.discount_fen,
+                    "count": t.count,
+                }
+                if t.id in known:
+                    c.execute(
+                        tables.voucher_types.update()
+                        .where(tables.voucher_types.c.id == t.id)
+                        .values(**values)
+                    )
+                else:
+                    c.execute(tables.voucher_types.insert().values(id=t.id, **values))
+
+    def campaign_spec(self) -> str | None:
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(tables.campaigns.c.spec_toml)).first()
+        return None if row is None else str(row[0])
+
+    def enroll_merchant(
+        self, merchant_id: str, name: str, category: str, at: datetime, status: str = "enrolled"
+    ) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                tables.merchants.insert().values(
+                    id=merchant_id,
+                    name=name,
+                    category=category,
+                    status=status,
+                    enrolled_at_us=to_us(at),
+                )
+            )
+
+    def issued_claims(self) -> Iterator[tuple[str, str, str, str, str]]:
+        """(voucher id, type id, person id, claim key, state) of every voucher, for a restart."""
+        v = tables.vouchers
+        query = sa.select(v.c.id, v.c.type_id, v.c.person_id, v.c.claim_key, v.c.state)
+        with self.engine.connect() as c:
+            for row in c.execute(query):
+                yield row[0], row[1], row[2], row[3], row[4]

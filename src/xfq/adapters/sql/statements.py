@@ -1,0 +1,118 @@
+"""The ledger's hot statements, written once in SQLAlchemy Core and compiled once per dialect.
+
+The claim and checkout paths run these through the driver's cursor directly: compiling a Core
+statement per call costs ~40 µs here, the driver call ~4 µs (measured on this machine).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import sqlalchemy as sa
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
+
+from xfq.adapters.sql.tables import (
+    merchants,
+    redemptions,
+    refunds,
+    voucher_events,
+    vouchers,
+)
+
+p = sa.bindparam
+
+
+def lit(word: str) -> sa.ColumnElement[str]:
+    """A constant rendered into the SQL text, so the compiled text needs no hidden parameters."""
+    assert word.isidentifier(), word
+    return sa.literal_column(f"'{word}'")
+
+
+def _insert(table: sa.Table, *skip: str) -> sa.Insert:
+    return table.insert().values({c.name: p(c.name) for c in table.columns if c.name not in skip})
+
+
+@dataclass(frozen=True)
+class Statements:
+    """Each field is SQL text in the dialect's named parameter style."""
+
+    insert_voucher: str
+    insert_event: str
+    voucher: str
+    vouchers_of: str
+    set_voucher_state: str
+    merchant: str
+    insert_redemption: str
+    redemption: str
+    redemption_by_key: str
+    posted_redemption_for_order: str
+    set_redemption_reversed: str
+    insert_refund: str
+    refund_by_key: str
+    refunded_fen: str
+    expire_events: str
+    expire_vouchers: str
+
+
+def _core() -> dict[str, ClauseElement]:
+    v, r = vouchers, redemptions
+    return {
+        "insert_voucher": _insert(vouchers),
+        "insert_event": _insert(voucher_events, "seq"),
+        "voucher": sa.select(v).where(v.c.id == p("id")),
+        "vouchers_of": sa.select(v)
+        .where(v.c.person_id == p("person_id"))
+        .order_by(v.c.issued_at_us),
+        "set_voucher_state": v.update()
+        .where(v.c.id == p("id"), v.c.state == p("from_state"))
+        .values(state=p("to_state")),
+        "merchant": sa.select(merchants).where(merchants.c.id == p("id")),
+        "insert_redemption": _insert(redemptions),
+        "redemption": sa.select(r).where(r.c.id == p("id")),
+        "redemption_by_key": sa.select(r).where(
+            r.c.merchant_id == p("merchant_id"), r.c.idempotency_key == p("key")
+        ),
+        "posted_redemption_for_order": sa.select(r.c.id).where(
+            r.c.merchant_id == p("merchant_id"),
+            r.c.order_ref == p("order_ref"),
+            r.c.state == lit("posted"),
+        ),
+        "set_redemption_reversed": r.update()
+        .where(r.c.id == p("id"), r.c.state == lit("posted"))
+        .values(state=lit("reversed"), reversed_at_us=p("at_us")),
+        "insert_refund": _insert(refunds),
+        "refund_by_key": sa.select(refunds).where(
+            refunds.c.merchant_id == p("merchant_id"), refunds.c.idempotency_key == p("key")
+        ),
+        "refunded_fen": sa.select(
+            sa.func.coalesce(sa.func.sum(refunds.c.refund_fen), sa.literal_column("0"))
+        ).where(refunds.c.redemption_id == p("redemption_id")),
+        "expire_events": voucher_events.insert().from_select(
+            ["voucher_id", "event", "at_us", "ref"],
+            sa.select(v.c.id, lit("expire"), p("at_us"), sa.null()).where(
+                v.c.state == lit("issued"), v.c.valid_until_us <= p("at_us")
+            ),
+        ),
+        "expire_vouchers": v.update()
+        .where(v.c.state == lit("issued"), v.c.valid_until_us <= p("at_us"))
+        .values(state=lit("expired")),
+    }
+
+
+def compile_statements(dialect: sa.Dialect) -> Statements:
+    core = _core()
+    assert set(core) == {f.name for f in fields(Statements)}
+    texts = {}
+    for name, stmt in core.items():
+        compiled = stmt.compile(dialect=dialect)
+        hidden = [k for k in compiled.params if k not in _named_params(stmt)]
+        assert not hidden, f"{name} has constants compiled as parameters: {hidden}"
+        texts[name] = str(compiled)
+    return Statements(**texts)
+
+
+def _named_params(stmt: ClauseElement) -> set[str]:
+    compiled = stmt.compile()
+    assert isinstance(compiled, SQLCompiler)
+    return {k for k, bind in compiled.binds.items() if not bind.unique}

@@ -1,0 +1,105 @@
+"""The ledger schema: one definition for SQLite and PostgreSQL.
+
+Times are integer microseconds since the Unix epoch (UTC), named `*_at_us`: portable across both
+databases and never naive. Money is integer fen. Rows of `voucher_events` are never updated.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("spec_toml", sa.Text, nullable=False),
+    sa.Column("loaded_at_us", sa.BigInteger, nullable=False),
+)
+
+voucher_types = sa.Table(
+    "voucher_types",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("campaign_id", sa.String(64), sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("round_id", sa.String(64), nullable=False),
+    sa.Column("category", sa.String(64), nullable=False),
+    sa.Column("threshold_fen", sa.BigInteger, nullable=False),
+    sa.Column("discount_fen", sa.BigInteger, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
+merchants = sa.Table(
+    "merchants",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("category", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("enrolled_at_us", sa.BigInteger, nullable=False),
+)
+
+vouchers = sa.Table(
+    "vouchers",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("type_id", sa.String(64), sa.ForeignKey("voucher_types.id"), nullable=False),
+    sa.Column("round_id", sa.String(64), nullable=False),
+    sa.Column("category", sa.String(64), nullable=False),
+    sa.Column("person_id", sa.String(64), nullable=False),
+    sa.Column("claim_key", sa.String(128), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("issued_at_us", sa.BigInteger, nullable=False),
+    sa.Column("valid_from_us", sa.BigInteger, nullable=False),
+    sa.Column("valid_until_us", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("person_id", "claim_key", name="uq_vouchers_claim"),
+    sa.Index("ix_vouchers_person", "person_id"),
+    sa.Index("ix_vouchers_state_until", "state", "valid_until_us"),
+)
+
+redemptions = sa.Table(
+    "redemptions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("voucher_id", sa.String(32), sa.ForeignKey("vouchers.id"), nullable=False),
+    sa.Column("merchant_id", sa.String(64), sa.ForeignKey("merchants.id"), nullable=False),
+    sa.Column("idempotency_key", sa.String(128), nullable=False),
+    sa.Column("order_ref", sa.String(128), nullable=False),
+    sa.Column("list_price_fen", sa.BigInteger, nullable=False),
+    sa.Column("merchant_promotion_fen", sa.BigInteger, nullable=False),
+    sa.Column("threshold_base_fen", sa.BigInteger, nullable=False),
+    sa.Column("discount_fen", sa.BigInteger, nullable=False),
+    sa.Column("customer_pays_fen", sa.BigInteger, nullable=False),
+    sa.Column("redeemed_at_us", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # posted | reversed
+    sa.Column("reversed_at_us", sa.BigInteger, nullable=True),
+    sa.UniqueConstraint("merchant_id", "idempotency_key", name="uq_redemptions_key"),
+    sa.Index("ix_redemptions_voucher", "voucher_id"),
+    sa.Index("ix_redemptions_order", "merchant_id", "order_ref"),
+)
+
+refunds = sa.Table(
+    "refunds",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("redemption_id", sa.String(32), sa.ForeignKey("redemptions.id"), nullable=False),
+    sa.Column("merchant_id", sa.String(64), sa.ForeignKey("merchants.id"), nullable=False),
+    sa.Column("idempotency_key", sa.String(128), nullable=False),
+    sa.Column("refund_fen", sa.BigInteger, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("refunded_at_us", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("merchant_id", "idempotency_key", name="uq_refunds_key"),
+    sa.Index("ix_refunds_redemption", "redemption_id"),
+)
+
+voucher_events = sa.Table(
+    "voucher_events",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("voucher_id", sa.String(32), sa.ForeignKey("vouchers.id"), nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Column("ref", sa.String(64), nullable=True),
+    sa.Index("ix_voucher_events_voucher", "voucher_id"),
+)

@@ -1,0 +1,187 @@
+"""The ledger's reads and writes over one driver connection, with precompiled statements."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from xfq.adapters.sql.statements import Statements
+from xfq.adapters.sql.times import from_us, to_us
+from xfq.domain.checkout import Merchant
+from xfq.domain.redemption import Redemption, RedemptionState, Refund
+from xfq.domain.voucher import Voucher, VoucherEvent, VoucherState, next_state
+
+Row = tuple[Any, ...]
+
+
+def _voucher(row: Row) -> Voucher:
+    vid, type_id, round_id, category, person_id, _key, state, issued, v_from, v_until = row
+    return Voucher(
+        id=vid,
+        type_id=type_id,
+        round_id=round_id,
+        category=category,
+        person_id=person_id,
+        state=VoucherState(state),
+        issued_at=from_us(issued),
+        valid_from=from_us(v_from),
+        valid_until=from_us(v_until),
+    )
+
+
+def _redemption(row: Row) -> Redemption:
+    return Redemption(
+        id=row[0],
+        voucher_id=row[1],
+        merchant_id=row[2],
+        idempotency_key=row[3],
+        order_ref=row[4],
+        list_price_fen=row[5],
+        merchant_promotion_fen=row[6],
+        threshold_base_fen=row[7],
+        discount_fen=row[8],
+        customer_pays_fen=row[9],
+        redeemed_at=from_us(row[10]),
+        state=RedemptionState(row[11]),
+        reversed_at=None if row[12] is None else from_us(row[12]),
+    )
+
+
+def _refund(row: Row) -> Refund:
+    rid, redemption_id, merchant_id, key, refund_fen, outcome, refunded_us = row
+    return Refund(rid, redemption_id, merchant_id, key, refund_fen, outcome, from_us(refunded_us))
+
+
+class SqlTx:
+    """Implements `xfq.ports.LedgerTx`; the caller owns the transaction around it."""
+
+    def __init__(self, connection: Any, statements: Statements) -> None:
+        self._cursor = connection.cursor()
+        self._s = statements
+
+    def _one(self, sql: str, params: dict[str, Any]) -> Row | None:
+        self._cursor.execute(sql, params)
+        row: Row | None = self._cursor.fetchone()
+        return row
+
+    def _run(self, sql: str, params: dict[str, Any]) -> int:
+        self._cursor.execute(sql, params)
+        count: int = self._cursor.rowcount
+        return count
+
+    def voucher(self, voucher_id: str) -> Voucher | None:
+        row = self._one(self._s.voucher, {"id": voucher_id})
+        return None if row is None else _voucher(row)
+
+    def vouchers_of(self, person_id: str) -> list[Voucher]:
+        self._cursor.execute(self._s.vouchers_of, {"person_id": person_id})
+        return [_voucher(row) for row in self._cursor.fetchall()]
+
+    def merchant(self, merchant_id: str) -> Merchant | None:
+        row = self._one(self._s.merchant, {"id": merchant_id})
+        if row is None:
+            return None
+        return Merchant(id=row[0], category=row[2], enrolled=row[3] == "enrolled")
+
+    def redemption(self, redemption_id: str) -> Redemption | None:
+        row = self._one(self._s.redemption, {"id": redemption_id})
+        return None if row is None else _redemption(row)
+
+    def redemption_by_key(self, merchant_id: str, key: str) -> Redemption | None:
+        row = self._one(self._s.redemption_by_key, {"merchant_id": merchant_id, "key": key})
+        return None if row is None else _redemption(row)
+
+    def order_has_posted_redemption(self, merchant_id: str, order_ref: str) -> bool:
+        params = {"merchant_id": merchant_id, "order_ref": order_ref}
+        return self._one(self._s.posted_redemption_for_order, params) is not None
+
+    def refund_by_key(self, merchant_id: str, key: str) -> Refund | None:
+        row = self._one(self._s.refund_by_key, {"merchant_id": merchant_id, "key": key})
+        return None if row is None else _refund(row)
+
+    def refunded_fen(self, redemption_id: str) -> int:
+        row = self._one(self._s.refunded_fen, {"redemption_id": redemption_id})
+        assert row is not None
+        return int(row[0])
+
+    def insert_voucher(self, voucher: Voucher, claim_key: str) -> None:
+        self._run(
+            self._s.insert_voucher,
+            {
+                "id": voucher.id,
+                "type_id": voucher.type_id,
+                "round_id": voucher.round_id,
+                "category": voucher.category,
+                "person_id": voucher.person_id,
+                "claim_key": claim_key,
+                "state": voucher.state.value,
+                "issued_at_us": to_us(voucher.issued_at),
+                "valid_from_us": to_us(voucher.valid_from),
+                "valid_until_us": to_us(voucher.valid_until),
+            },
+        )
+        self._event(voucher.id, "issue", voucher.issued_at, claim_key)
+
+    def move_voucher(
+        self,
+        voucher_id: str,
+        from_state: VoucherState,
+        event: VoucherEvent,
+        at: datetime,
+        ref: str | None,
+    ) -> bool:
+        to_state = next_state(from_state, event)
+        params = {"id": voucher_id, "from_state": from_state.value, "to_state": to_state.value}
+        if self._run(self._s.set_voucher_state, params) != 1:
+            return False
+        self._event(voucher_id, event.value, at, ref)
+        return True
+
+    def _event(self, voucher_id: str, event: str, at: datetime, ref: str | None) -> None:
+        params = {"voucher_id": voucher_id, "event": event, "at_us": to_us(at), "ref": ref}
+        self._run(self._s.insert_event, params)
+
+    def insert_redemption(self, redemption: Redemption) -> None:
+        r = redemption
+        self._run(
+            self._s.insert_redemption,
+            {
+                "id": r.id,
+                "voucher_id": r.voucher_id,
+                "merchant_id": r.merchant_id,
+                "idempotency_key": r.idempotency_key,
+                "order_ref": r.order_ref,
+                "list_price_fen": r.list_price_fen,
+                "merchant_promotion_fen": r.merchant_promotion_fen,
+                "threshold_base_fen": r.threshold_base_fen,
+                "discount_fen": r.discount_fen,
+                "customer_pays_fen": r.customer_pays_fen,
+                "redeemed_at_us": to_us(r.redeemed_at),
+                "state": r.state.value,
+                "reversed_at_us": None if r.reversed_at is None else to_us(r.reversed_at),
+            },
+        )
+
+    def reverse_redemption(self, redemption_id: str, at: datetime) -> bool:
+        params = {"id": redemption_id, "at_us": to_us(at)}
+        return self._run(self._s.set_redemption_reversed, params) == 1
+
+    def insert_refund(self, refund: Refund) -> None:
+        f = refund
+        self._run(
+            self._s.insert_refund,
+            {
+                "id": f.id,
+                "redemption_id": f.redemption_id,
+                "merchant_id": f.merchant_id,
+                "idempotency_key": f.idempotency_key,
+                "refund_fen": f.refund_fen,
+                "outcome": f.outcome,
+                "refunded_at_us": to_us(f.refunded_at),
+            },
+        )
+
+    def expire_due(self, at: datetime) -> int:
+        params = {"at_us": to_us(at)}
+        self._run(self._s.expire_events, params)
+        return self._run(self._s.expire_vouchers, params)

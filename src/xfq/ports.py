@@ -1,0 +1,111 @@
+"""The ports the application services need; adapters implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+from xfq.domain.checkout import Merchant
+from xfq.domain.claim import ClaimCode
+from xfq.domain.eligibility import Citizen
+from xfq.domain.redemption import Redemption, Refund
+from xfq.domain.voucher import Voucher, VoucherEvent, VoucherState
+
+T = TypeVar("T")
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware."""
+        ...
+
+
+class IdSource(Protocol):
+    def new_id(self, prefix: str) -> str:
+        """A fresh identifier, unguessable where it names something a person holds."""
+        ...
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    citizen: Citizen
+    type_id: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class ClaimAnswer:
+    code: ClaimCode
+    reason: str = ""
+    voucher: Voucher | None = None
+    remaining: int | None = None
+
+
+class ClaimEngine(Protocol):
+    """Decides claims against stock and per-person limits; `issued` answers are durable."""
+
+    def submit(self, request: ClaimRequest, now: datetime) -> Future[ClaimAnswer]:
+        """Decide `request` at `now`; the future resolves once the answer is durable."""
+        ...
+
+    def remaining(self, type_id: str) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class LedgerReader(Protocol):
+    """What the services read from the ledger."""
+
+    def voucher(self, voucher_id: str) -> Voucher | None: ...
+
+    def vouchers_of(self, person_id: str) -> list[Voucher]: ...
+
+    def merchant(self, merchant_id: str) -> Merchant | None: ...
+
+    def redemption(self, redemption_id: str) -> Redemption | None: ...
+
+    def redemption_by_key(self, merchant_id: str, key: str) -> Redemption | None: ...
+
+    def order_has_posted_redemption(self, merchant_id: str, order_ref: str) -> bool: ...
+
+    def refund_by_key(self, merchant_id: str, key: str) -> Refund | None: ...
+
+    def refunded_fen(self, redemption_id: str) -> int: ...
+
+
+class LedgerTx(LedgerReader, Protocol):
+    """Reads and writes inside one ledger transaction."""
+
+    def insert_voucher(self, voucher: Voucher, claim_key: str) -> None: ...
+
+    def move_voucher(
+        self,
+        voucher_id: str,
+        from_state: VoucherState,
+        event: VoucherEvent,
+        at: datetime,
+        ref: str | None,
+    ) -> bool:
+        """Apply `event` if the voucher is still in `from_state`; False if it no longer is."""
+        ...
+
+    def insert_redemption(self, redemption: Redemption) -> None: ...
+
+    def reverse_redemption(self, redemption_id: str, at: datetime) -> bool: ...
+
+    def insert_refund(self, refund: Refund) -> None: ...
+
+    def expire_due(self, at: datetime) -> int:
+        """Expire every issued voucher whose validity ended by `at`; the number expired."""
+        ...
+
+
+class Ledger(Protocol):
+    def write(self, unit: Callable[[LedgerTx], T]) -> Future[T]:
+        """Run `unit` in a write transaction; the future resolves once it is durable."""
+        ...
+
+    def reader(self) -> LedgerReader: ...

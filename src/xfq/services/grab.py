@@ -1,0 +1,16 @@
+"""Claiming a voucher at the grab."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+
+from xfq.ports import ClaimAnswer, ClaimEngine, ClaimRequest, Clock
+
+
+def submit_claim(engine: ClaimEngine, clock: Clock, request: ClaimRequest) -> Future[ClaimAnswer]:
+    """Decide now; the future resolves when the answer is durable (for many claims in flight)."""
+    return engine.submit(request, clock.now())
+
+
+def claim(engine: ClaimEngine, clock: Clock, request: ClaimRequest) -> ClaimAnswer:
+    return submit_claim(engine, clock, request).result()
