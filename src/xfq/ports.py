@@ -44,11 +44,19 @@ class ClaimAnswer:
     remaining: int | None = None
 
 
+Reply = Callable[[ClaimAnswer | BaseException], None]
+
+
 class ClaimEngine(Protocol):
     """Decides claims against stock and per-person limits; `issued` answers are durable."""
 
-    def submit(self, request: ClaimRequest, now: datetime) -> Future[ClaimAnswer]:
-        """Decide `request` at `now`; the future resolves once the answer is durable."""
+    def submit(self, request: ClaimRequest, now: datetime, reply: Reply) -> None:
+        """Decide `request` at `now` and call `reply` once the answer is durable.
+
+        Answers that change nothing are replied at once, on the caller's thread; `issued` is
+        replied from the ledger's writer after its commit. A callback rather than a future keeps
+        the hot path free of per-claim locks and lets an event loop hand the answer over itself.
+        """
         ...
 
     def remaining(self, type_id: str) -> int: ...

@@ -207,7 +207,9 @@ def make_campaign(**overrides: Any) -> Campaign:
 
 def make_citizen(**overrides: Any) -> Citizen:
     """A permanent resident claiming from inside the city."""
-    return replace(Citizen(person_id="p-1", residency=Residency.PERMANENT, in_city=True), **overrides)
+    return replace(
+        Citizen(person_id="p-1", residency=Residency.PERMANENT, in_city=True), **overrides
+    )
 
 
 def make_voucher(**overrides: Any) -> Voucher:
@@ -234,4 +236,6 @@ def make_merchant(**overrides: Any) -> Merchant:
 
 def order_yuan(list_price: str, promotion: str = "0") -> Order:
     """An order from yuan text, e.g. order_yuan('200', '30')."""
-    return Order(list_price_fen=yuan_to_fen(list_price), merchant_promotion_fen=yuan_to_fen(promotion))
+    return Order(
+        list_price_fen=yuan_to_fen(list_price), merchant_promotion_fen=yuan_to_fen(promotion)
+    )

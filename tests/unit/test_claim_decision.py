@@ -158,9 +158,7 @@ def test_without_a_round_limit_only_type_and_category_limits_apply() -> None:
 
 def test_a_type_allowing_two_per_person_issues_the_second() -> None:
     rnd = make_round(limits=make_limits(per_category=None))
-    types = tuple(
-        replace(t, per_person=2) if t.id == R6_RETAIL_180_40 else t for t in rnd.types
-    )
+    types = tuple(replace(t, per_person=2) if t.id == R6_RETAIL_180_40 else t for t in rnd.types)
     rnd = replace(rnd, types=types)
     assert decide(rnd=rnd, counts=PersonCounts(1, 1, 1)).code is ClaimCode.ISSUED
     assert decide(rnd=rnd, counts=PersonCounts(2, 2, 2)).code is ClaimCode.LIMIT_REACHED
@@ -200,6 +198,10 @@ def test_sold_out_names_the_voucher_type() -> None:
 
 # --- order of the checks ------------------------------------------------------------------------
 
+NO_RESIDENCY = make_citizen(residency=None)
+OUT_OF_TOWN = make_citizen(in_city=False)
+ALL_LIMITS_HIT = PersonCounts(of_type=1, of_category=1, of_round=4)
+
 
 @pytest.mark.parametrize(
     ("now", "citizen", "remaining", "counts", "code"),
@@ -207,11 +209,11 @@ def test_sold_out_names_the_voucher_type() -> None:
         # Before the opening, "not open" whatever else is wrong: no one is told "sold out" at 09:59.
         (R6_OPENS_AT - ONE_US, make_citizen(), 0, FRESH, ClaimCode.NOT_OPEN),
         (R6_OPENS_AT - ONE_US, make_citizen(), 10, PersonCounts(1, 1, 1), ClaimCode.NOT_OPEN),
-        (R6_OPENS_AT - ONE_US, make_citizen(residency=None), 10, FRESH, ClaimCode.NOT_OPEN),
+        (R6_OPENS_AT - ONE_US, NO_RESIDENCY, 10, FRESH, ClaimCode.NOT_OPEN),
         # After closing, "closed" whatever else is wrong.
-        (R6_CLAIM_CLOSES_AT, make_citizen(residency=None), 0, PersonCounts(1, 1, 4), ClaimCode.CLOSED),
+        (R6_CLAIM_CLOSES_AT, NO_RESIDENCY, 0, ALL_LIMITS_HIT, ClaimCode.CLOSED),
         # Eligibility before limits and stock.
-        (R6_OPENS_AT, make_citizen(in_city=False), 0, PersonCounts(1, 1, 4), ClaimCode.NOT_ELIGIBLE),
+        (R6_OPENS_AT, OUT_OF_TOWN, 0, ALL_LIMITS_HIT, ClaimCode.NOT_ELIGIBLE),
         # A person at their limit hears "limit reached", not "sold out".
         (R6_OPENS_AT, make_citizen(), 0, PersonCounts(1, 1, 1), ClaimCode.LIMIT_REACHED),
         (R6_OPENS_AT, make_citizen(), 0, FRESH, ClaimCode.SOLD_OUT),

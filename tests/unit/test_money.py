@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -52,7 +53,7 @@ def test_reads_yuan_as_fen(amount: int | str, fen: int) -> None:
     ],
 )
 def test_refuses_what_is_not_a_whole_number_or_text(amount: Any) -> None:
-    with pytest.raises(MoneyFormatError, match="whole number or text like '12.50'"):
+    with pytest.raises(MoneyFormatError, match=re.escape("whole number or text like '12.50'")):
         yuan_to_fen(amount)
 
 

@@ -83,7 +83,10 @@ class Category:
 
 @dataclass(frozen=True)
 class PersonLimits:
-    """How many vouchers one person may hold from a round: per type, per category, per round."""
+    """How many vouchers one person may hold from a round: per type, per category, per round.
+
+    `per_type` is the default of each type's own `per_person`, which is what a claim checks.
+    """
 
     per_type: int
     per_category: int | None

@@ -150,6 +150,12 @@ def best_quote(
 
     Ties on the discount go to the voucher that expires first, so nothing is wasted.
     """
+    order_problem = order.problem()
+    if order_problem is not None:
+        return Quote(CheckoutCode.INVALID_ORDER, order_problem)
+    if not merchant.enrolled:
+        message = f"merchant {merchant.id} is not enrolled in the campaign"
+        return Quote(CheckoutCode.MERCHANT_NOT_ENROLLED, message)
     quotes = [(quote(v, t, merchant, order, rules, now), v.valid_until) for v, t in candidates]
     usable = [(q, until) for q, until in quotes if q.ok]
     if usable:

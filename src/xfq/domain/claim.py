@@ -63,6 +63,7 @@ def decide_claim(
 
 
 def limit_reached(rnd: Round, vtype: VoucherType, counts: PersonCounts) -> str | None:
+    # The type's own limit; the spec fills it from the round's `limits.per_type` when unset.
     if counts.of_type >= vtype.per_person:
         return f"at most {vtype.per_person} of {vtype.label} ({vtype.category}) per person"
     per_category = rnd.limits.per_category

@@ -9,7 +9,16 @@ from xfq.ports import ClaimAnswer, ClaimEngine, ClaimRequest, Clock
 
 def submit_claim(engine: ClaimEngine, clock: Clock, request: ClaimRequest) -> Future[ClaimAnswer]:
     """Decide now; the future resolves when the answer is durable (for many claims in flight)."""
-    return engine.submit(request, clock.now())
+    future: Future[ClaimAnswer] = Future()
+
+    def reply(answer: ClaimAnswer | BaseException) -> None:
+        if isinstance(answer, BaseException):
+            future.set_exception(answer)
+        else:
+            future.set_result(answer)
+
+    engine.submit(request, clock.now(), reply)
+    return future
 
 
 def claim(engine: ClaimEngine, clock: Clock, request: ClaimRequest) -> ClaimAnswer:

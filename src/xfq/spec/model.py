@@ -68,8 +68,8 @@ VoucherYuan = Annotated[int | str, _yuan_checker(MAX_VOUCHER_YUAN)]
 BudgetYuan = Annotated[int | str, _yuan_checker(MAX_BUDGET_YUAN)]
 Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
 PerPerson = Annotated[int, Field(ge=1, le=MAX_PER_PERSON)]
-# Enums arrive as TOML text; strict mode would only accept enum instances.
-Kind = Annotated[ValidityKind, Field(strict=False)]
+# Enum fields are `strict=False`: they arrive as TOML text, and strict mode would only accept
+# enum instances. Pydantic still accepts only the listed values.
 
 
 class _Strict(BaseModel):
@@ -105,7 +105,7 @@ class RolloverFile(_Strict):
 
 
 class ValidityFile(_Strict):
-    kind: Kind
+    kind: Annotated[ValidityKind, Field(strict=False)]
     days: Annotated[int, Field(ge=1, le=MAX_VALIDITY_DAYS)] | None = None
     valid_from: date | None = Field(default=None, alias="from")
     valid_through: date | None = Field(default=None, alias="through")

@@ -8,11 +8,11 @@ counters are rebuilt from the ledger, so a crash loses nothing that was answered
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import threading
 from collections import Counter
-from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO
@@ -22,7 +22,7 @@ from xfq.domain.campaign import Campaign, Round, VoucherType
 from xfq.domain.claim import ClaimCode, PersonCounts, decide_claim
 from xfq.domain.errors import StorageUnavailable, UnknownObject, XfqError
 from xfq.domain.voucher import Voucher, VoucherState
-from xfq.ports import ClaimAnswer, ClaimRequest, IdSource, LedgerTx
+from xfq.ports import ClaimAnswer, ClaimRequest, IdSource, Reply
 
 
 class EngineLocked(XfqError):
@@ -31,14 +31,11 @@ class EngineLocked(XfqError):
 
 @dataclass
 class _Claim:
+    """A claim answered `issued`, or in flight: repeats of its key wait for the same answer."""
+
     type_id: str
-    answer: Future[ClaimAnswer]
-
-
-def _answered(answer: ClaimAnswer) -> Future[ClaimAnswer]:
-    future: Future[ClaimAnswer] = Future()
-    future.set_result(answer)
-    return future
+    answer: ClaimAnswer | None = None
+    waiting: list[Reply] = field(default_factory=list)
 
 
 class EmbeddedClaimEngine:
@@ -60,14 +57,12 @@ class EmbeddedClaimEngine:
         self._rebuild()
 
     def _rebuild(self) -> None:
+        reader = self._ledger.reader()
         for voucher_id, type_id, person_id, claim_key, _state in self._ledger.issued_claims():
             rnd, vtype = self._campaign.voucher_type(type_id)
             self._count(rnd, vtype, person_id, +1)
-            answer = ClaimAnswer(ClaimCode.ISSUED, voucher=self._load(voucher_id))
-            self._claims[(person_id, claim_key)] = _Claim(type_id, _answered(answer))
-
-    def _load(self, voucher_id: str) -> Voucher | None:
-        return self._ledger.reader().voucher(voucher_id)
+            answer = ClaimAnswer(ClaimCode.ISSUED, voucher=reader.voucher(voucher_id))
+            self._claims[(person_id, claim_key)] = _Claim(type_id, answer)
 
     def _count(self, rnd: Round, vtype: VoucherType, person_id: str, step: int) -> None:
         self._remaining[vtype.id] -= step
@@ -80,42 +75,60 @@ class EmbeddedClaimEngine:
         with self._lock:
             return self._remaining[type_id]
 
-    def submit(self, request: ClaimRequest, now: datetime) -> Future[ClaimAnswer]:
+    def submit(self, request: ClaimRequest, now: datetime, reply: Reply) -> None:
         try:
             rnd, vtype = self._campaign.voucher_type(request.type_id)
         except UnknownObject as error:
-            return _answered(ClaimAnswer(ClaimCode.UNKNOWN_TYPE, str(error)))
-        person = request.citizen.person_id
+            reply(ClaimAnswer(ClaimCode.UNKNOWN_TYPE, str(error)))
+            return
+        person, key = request.citizen.person_id, request.idempotency_key
         with self._lock:
-            prior = self._claims.get((person, request.idempotency_key))
+            prior = self._claims.get((person, key))
             if prior is not None:
-                return self._repeat(prior, request.type_id)
-            counts = PersonCounts(
-                self._of_type[(person, vtype.id)],
-                self._of_category[(person, rnd.id, vtype.category)],
-                self._of_round[(person, rnd.id)],
-            )
-            remaining = self._remaining[vtype.id]
-            decision = decide_claim(rnd, vtype, request.citizen, now, remaining, counts)
-            if decision.code is not ClaimCode.ISSUED:
-                return _answered(ClaimAnswer(decision.code, decision.reason, remaining=remaining))
-            self._count(rnd, vtype, person, +1)
-            answer: Future[ClaimAnswer] = Future()
-            self._claims[(person, request.idempotency_key)] = _Claim(vtype.id, answer)
-            voucher = self._new_voucher(rnd, vtype, person, now)
-        self._persist(request, rnd, vtype, voucher, remaining - 1, answer)
-        return answer
+                answer = self._repeat(prior, request.type_id, reply)
+                if answer is None:
+                    return  # the first claim of this key is in flight; replied with it
+            else:
+                answer = self._decide(request, rnd, vtype, now)
+            if answer is None:  # issued, not yet durable
+                voucher = self._new_voucher(rnd, vtype, person, now)
+                remaining = self._remaining[vtype.id]
+                self._claims[(person, key)] = claim = _Claim(vtype.id, waiting=[reply])
+        if answer is not None:
+            reply(answer)
+            return
+        done = functools.partial(self._settle, claim, rnd, vtype, voucher, key, remaining)
+        self._ledger.append_voucher(voucher, key, done)
+
+    def _decide(
+        self, request: ClaimRequest, rnd: Round, vtype: VoucherType, now: datetime
+    ) -> ClaimAnswer | None:
+        """The answer if it changes nothing; None after counting an issued claim."""
+        person = request.citizen.person_id
+        counts = PersonCounts(
+            self._of_type[(person, vtype.id)],
+            self._of_category[(person, rnd.id, vtype.category)],
+            self._of_round[(person, rnd.id)],
+        )
+        remaining = self._remaining[vtype.id]
+        decision = decide_claim(rnd, vtype, request.citizen, now, remaining, counts)
+        if decision.code is not ClaimCode.ISSUED:
+            return ClaimAnswer(decision.code, decision.reason, remaining=remaining)
+        self._count(rnd, vtype, person, +1)
+        return None
 
     @staticmethod
-    def _repeat(prior: _Claim, type_id: str) -> Future[ClaimAnswer]:
-        if prior.type_id == type_id:
-            return prior.answer
-        return _answered(
-            ClaimAnswer(
+    def _repeat(prior: _Claim, type_id: str, reply: Reply) -> ClaimAnswer | None:
+        """The earlier answer to this key, or None after queueing `reply` for it."""
+        if prior.type_id != type_id:
+            return ClaimAnswer(
                 ClaimCode.IDEMPOTENCY_CONFLICT,
                 f"this idempotency key was used for a claim of {prior.type_id}",
             )
-        )
+        if prior.answer is None:
+            prior.waiting.append(reply)
+            return None
+        return prior.answer
 
     def _new_voucher(self, rnd: Round, vtype: VoucherType, person: str, now: datetime) -> Voucher:
         valid_from, valid_until = rnd.validity.window(rnd.opens_at, now, self._campaign.tz)
@@ -131,33 +144,30 @@ class EmbeddedClaimEngine:
             valid_until=valid_until,
         )
 
-    def _persist(
+    def _settle(
         self,
-        request: ClaimRequest,
+        claim: _Claim,
         rnd: Round,
         vtype: VoucherType,
         voucher: Voucher,
+        key: str,
         remaining: int,
-        answer: Future[ClaimAnswer],
+        ok: bool,
+        error: object,
     ) -> None:
-        key = request.idempotency_key
-
-        def unit(tx: LedgerTx) -> None:
-            tx.insert_voucher(voucher, key)
-
-        def settle(written: Future[None]) -> None:
-            error = written.exception()
-            if error is None:
-                answer.set_result(
-                    ClaimAnswer(ClaimCode.ISSUED, voucher=voucher, remaining=remaining)
+        outcome: ClaimAnswer | BaseException
+        with self._lock:
+            if ok:
+                claim.answer = outcome = ClaimAnswer(
+                    ClaimCode.ISSUED, voucher=voucher, remaining=remaining
                 )
-                return
-            with self._lock:  # not durable: the claim never happened
+            else:  # not durable: the claim never happened
                 self._count(rnd, vtype, voucher.person_id, -1)
                 del self._claims[(voucher.person_id, key)]
-            answer.set_exception(StorageUnavailable(f"claim not recorded: {error}"))
-
-        self._ledger.write(unit).add_done_callback(settle)
+                outcome = StorageUnavailable(f"claim not recorded: {error}")
+            waiting, claim.waiting = claim.waiting, []
+        for reply in waiting:
+            reply(outcome)
 
     def close(self) -> None:
         if self._lock_file is not None:

@@ -2,6 +2,12 @@
 
 Each unit runs inside a savepoint, so one failing unit does not undo the others of its batch.
 A unit's future resolves only after the batch's COMMIT returned: what it answers is durable.
+
+Rows that need no decision (an issued claim) are queued as `Rows` and written with one
+multi-row INSERT per table and batch: every driver call releases the GIL, and getting it back
+while the event loop or a busy thread holds it costs ~0.1-0.8 ms here, so calls per batch, not
+per claim, decide the throughput (measured: 16 µs per single-row insert alone, 800 µs next to a
+busy thread).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from xfq.domain.errors import StorageUnavailable
@@ -19,6 +26,16 @@ log = logging.getLogger(__name__)
 
 Unit = Callable[[Any], Any]
 _STOP = object()
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Rows to insert, keyed by table name; written in bulk with the other rows of a batch."""
+
+    by_table: dict[str, dict[str, Any]]
+
+
+BulkInsert = Callable[[Any, str, list[dict[str, Any]]], None]
 
 
 class TxControl:
@@ -47,17 +64,32 @@ class TxControl:
             log.exception("rollback failed")
 
 
+Done = Callable[[bool, Any], None]  # (ok, result or exception)
+
+
+def _future_done(future: Future[Any]) -> Done:
+    def done(ok: bool, value: Any) -> None:
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    return done
+
+
 class GroupCommitWriter:
     def __init__(
         self,
         connect: Callable[[], Any],
         make_tx: Callable[[Any], Any],
+        bulk_insert: BulkInsert,
         control: TxControl,
         max_batch: int = 1024,
         max_queued: int = 100_000,
     ) -> None:
         self._connect = connect
         self._make_tx = make_tx
+        self._bulk_insert = bulk_insert
         self._control = control
         self._max_batch = max_batch
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queued)
@@ -66,11 +98,15 @@ class GroupCommitWriter:
         self._thread.start()
 
     def submit(self, unit: Unit) -> Future[Any]:
+        future: Future[Any] = Future()
+        self.enqueue(unit, _future_done(future))
+        return future
+
+    def enqueue(self, work: Unit | Rows, done: Done) -> None:
+        """Queue `work`; `done` is called on the writer's thread after the batch commits."""
         if self._closed:
             raise StorageUnavailable("the ledger writer is closed")
-        future: Future[Any] = Future()
-        self._queue.put((unit, future))
-        return future
+        self._queue.put((work, done))
 
     def close(self) -> None:
         if not self._closed:
@@ -86,7 +122,7 @@ class GroupCommitWriter:
         finally:
             connection.close()
 
-    def _next_batch(self) -> list[tuple[Unit, Future[Any]]] | None:
+    def _next_batch(self) -> list[tuple[Unit | Rows, Done]] | None:
         first = self._queue.get()
         if first is _STOP:
             return None
@@ -102,27 +138,42 @@ class GroupCommitWriter:
             batch.append(item)
         return batch
 
-    def _commit(self, connection: Any, batch: list[tuple[Unit, Future[Any]]]) -> None:
-        outcomes: list[tuple[Future[Any], bool, Any]] = []
+    def _commit(self, connection: Any, batch: list[tuple[Unit | Rows, Done]]) -> None:
+        outcomes: list[tuple[Done, bool, Any]] = []
         try:
             self._control.begin(connection)
+            self._write_rows(connection, batch, outcomes)
             tx = self._make_tx(connection)
             cursor = connection.cursor()
-            for unit, future in batch:
-                outcomes.append((future, *self._run_unit(cursor, tx, unit)))
+            for unit, done in batch:
+                if not isinstance(unit, Rows):
+                    outcomes.append((done, *self._run_unit(cursor, tx, unit)))
             self._control.commit(connection)
         except Exception as error:
             log.exception("ledger batch of %d failed", len(batch))
             self._control.rollback(connection)
             failure = StorageUnavailable(f"the ledger could not commit: {error}")
-            for _, future in batch:
-                future.set_exception(failure)
-            return
-        for future, ok, value in outcomes:
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+            outcomes = [(done, False, failure) for _, done in batch]
+        for done, ok, value in outcomes:
+            try:
+                done(ok, value)
+            except Exception:  # a caller's callback must not stop the writer
+                log.exception("a ledger write callback failed")
+
+    def _write_rows(
+        self,
+        connection: Any,
+        batch: list[tuple[Unit | Rows, Done]],
+        outcomes: list[tuple[Done, bool, Any]],
+    ) -> None:
+        by_table: dict[str, list[dict[str, Any]]] = {}
+        for item, done in batch:
+            if isinstance(item, Rows):
+                for table, row in item.by_table.items():
+                    by_table.setdefault(table, []).append(row)
+                outcomes.append((done, True, None))
+        for table, rows in by_table.items():
+            self._bulk_insert(connection, table, rows)
 
     @staticmethod
     def _run_unit(cursor: Any, tx: Any, unit: Unit) -> tuple[bool, Any]:

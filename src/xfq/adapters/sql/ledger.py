@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -12,12 +13,13 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from xfq.adapters.sql import tables
-from xfq.adapters.sql.group_commit import GroupCommitWriter, TxControl
+from xfq.adapters.sql.group_commit import Done, GroupCommitWriter, Rows, TxControl
 from xfq.adapters.sql.schema import create_engine, migrate
-from xfq.adapters.sql.statements import compile_statements
+from xfq.adapters.sql.statements import bulk_insert, compile_statements
 from xfq.adapters.sql.times import to_us
-from xfq.adapters.sql.tx import SqlTx
+from xfq.adapters.sql.tx import SqlTx, issue_event_row, voucher_row
 from xfq.domain.campaign import Campaign
+from xfq.domain.voucher import Voucher
 from xfq.ports import LedgerReader, LedgerTx
 
 T = TypeVar("T")
@@ -34,6 +36,7 @@ class SqlLedger:
         self._writer = GroupCommitWriter(
             connect=self.engine.raw_connection,
             make_tx=lambda connection: SqlTx(connection, self._statements),
+            bulk_insert=functools.partial(bulk_insert, self.engine.dialect),
             control=TxControl(self.engine.dialect.name),
             max_batch=max_batch,
         )
@@ -43,6 +46,18 @@ class SqlLedger:
 
     def write(self, unit: Callable[[LedgerTx], T]) -> Future[T]:
         return self._writer.submit(unit)
+
+    def append_voucher(self, voucher: Voucher, claim_key: str, done: Done) -> None:
+        """Record an issued voucher and its `issue` event; `done` is called once durable."""
+        self._writer.enqueue(
+            Rows(
+                {
+                    "vouchers": voucher_row(voucher, claim_key),
+                    "voucher_events": issue_event_row(voucher, claim_key),
+                }
+            ),
+            done,
+        )
 
     def reader(self) -> LedgerReader:
         tx: SqlTx | None = getattr(self._local, "tx", None)

@@ -6,7 +6,9 @@ statement per call costs ~40 µs here, the driver call ~4 µs (measured on this 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -116,3 +118,38 @@ def _named_params(stmt: ClauseElement) -> set[str]:
     compiled = stmt.compile()
     assert isinstance(compiled, SQLCompiler)
     return {k for k, bind in compiled.binds.items() if not bind.unique}
+
+
+_TABLES = {t.name: t for t in (vouchers, voucher_events, redemptions, refunds)}
+MAX_ROWS_PER_INSERT = 500  # SQLite allows 32,766 parameters per statement
+
+
+@functools.lru_cache(maxsize=1024)
+def multi_row_insert(paramstyle: str, table_name: str, columns: tuple[str, ...], n: int) -> str:
+    """INSERT of `n` rows in one statement, with positional parameters row after row.
+
+    Written as text, not compiled from Core (compiling 500 rows costs ~0.1 s), and positional:
+    SQLite looks each named parameter up in a list, so 5,000 named ones cost ~80 µs a row.
+    """
+    table = _TABLES[table_name]
+    assert all(c in table.columns for c in columns), columns
+    mark = "?" if paramstyle == "qmark" else "%s"
+    group = "(" + ", ".join([mark] * len(columns)) + ")"
+    return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES " + ", ".join([group] * n)
+
+
+def bulk_insert(
+    dialect: sa.Dialect, connection: Any, table_name: str, rows: list[dict[str, Any]]
+) -> None:
+    columns = tuple(rows[0])
+    cursor = connection.cursor()
+    for start in range(0, len(rows), MAX_ROWS_PER_INSERT):
+        chunk = rows[start : start + MAX_ROWS_PER_INSERT]
+        params = [row[c] for row in chunk for c in columns]
+        cursor.execute(
+            multi_row_insert(_positional(dialect), table_name, columns, len(chunk)), params
+        )
+
+
+def _positional(dialect: sa.Dialect) -> str:
+    return "qmark" if dialect.name == "sqlite" else "format"

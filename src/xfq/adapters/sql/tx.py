@@ -52,6 +52,30 @@ def _refund(row: Row) -> Refund:
     return Refund(rid, redemption_id, merchant_id, key, refund_fen, outcome, from_us(refunded_us))
 
 
+def voucher_row(voucher: Voucher, claim_key: str) -> dict[str, Any]:
+    return {
+        "id": voucher.id,
+        "type_id": voucher.type_id,
+        "round_id": voucher.round_id,
+        "category": voucher.category,
+        "person_id": voucher.person_id,
+        "claim_key": claim_key,
+        "state": voucher.state.value,
+        "issued_at_us": to_us(voucher.issued_at),
+        "valid_from_us": to_us(voucher.valid_from),
+        "valid_until_us": to_us(voucher.valid_until),
+    }
+
+
+def issue_event_row(voucher: Voucher, claim_key: str) -> dict[str, Any]:
+    return {
+        "voucher_id": voucher.id,
+        "event": "issue",
+        "at_us": to_us(voucher.issued_at),
+        "ref": claim_key,
+    }
+
+
 class SqlTx:
     """Implements `xfq.ports.LedgerTx`; the caller owns the transaction around it."""
 
@@ -105,22 +129,8 @@ class SqlTx:
         return int(row[0])
 
     def insert_voucher(self, voucher: Voucher, claim_key: str) -> None:
-        self._run(
-            self._s.insert_voucher,
-            {
-                "id": voucher.id,
-                "type_id": voucher.type_id,
-                "round_id": voucher.round_id,
-                "category": voucher.category,
-                "person_id": voucher.person_id,
-                "claim_key": claim_key,
-                "state": voucher.state.value,
-                "issued_at_us": to_us(voucher.issued_at),
-                "valid_from_us": to_us(voucher.valid_from),
-                "valid_until_us": to_us(voucher.valid_until),
-            },
-        )
-        self._event(voucher.id, "issue", voucher.issued_at, claim_key)
+        self._run(self._s.insert_voucher, voucher_row(voucher, claim_key))
+        self._run(self._s.insert_event, issue_event_row(voucher, claim_key))
 
     def move_voucher(
         self,

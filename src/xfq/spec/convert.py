@@ -1,0 +1,106 @@
+"""A checked campaign file becomes the frozen domain model; yuan become fen here."""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo
+
+from xfq.domain.campaign import (
+    Campaign,
+    Category,
+    CheckoutRules,
+    PersonLimits,
+    RefundPolicy,
+    RolloverPolicy,
+    Round,
+    StatedTotal,
+    ValidityRule,
+    VoucherType,
+)
+from xfq.domain.eligibility import Eligibility
+from xfq.domain.money import yuan_to_fen
+from xfq.spec.model import CampaignFile, LimitsFile, RoundFile, StatedFile, TypeFile
+
+
+def as_aware(moment: datetime, tz: tzinfo) -> datetime:
+    """A TOML local date-time is read in the campaign's zone; one with an offset is kept."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=tz)
+    return moment.astimezone(tz)
+
+
+def to_campaign(spec: CampaignFile) -> Campaign:
+    tz = ZoneInfo(spec.campaign.timezone)
+    return Campaign(
+        id=spec.campaign.id,
+        name=spec.campaign.name,
+        city=spec.campaign.city,
+        timezone_name=spec.campaign.timezone,
+        tz=tz,
+        categories=tuple(Category(c.id, c.name, c.name_en) for c in spec.categories),
+        rounds=tuple(_round(r, tz) for r in spec.rounds),
+        checkout=CheckoutRules(
+            threshold_base=spec.checkout.threshold_base,
+            one_voucher_per_order=spec.checkout.one_voucher_per_order,
+        ),
+        refunds=RefundPolicy(
+            full_refund_restores=spec.refunds.full_refund_restores,
+            partial=spec.refunds.partial,
+        ),
+        rollover=RolloverPolicy(
+            enabled=spec.rollover.enabled, sources=frozenset(spec.rollover.sources)
+        ),
+    )
+
+
+def _round(rnd: RoundFile, tz: tzinfo) -> Round:
+    stated_total = None
+    if rnd.voucher_count is not None and rnd.budget_yuan is not None:
+        stated_total = StatedTotal(rnd.voucher_count, yuan_to_fen(rnd.budget_yuan))
+    return Round(
+        id=rnd.id,
+        number=rnd.number,
+        name=rnd.name,
+        opens_at=as_aware(rnd.opens_at, tz),
+        claim_closes_at=as_aware(rnd.claim_closes_at, tz),
+        validity=ValidityRule(
+            kind=rnd.validity.kind,
+            days=rnd.validity.days,
+            valid_from=rnd.validity.valid_from,
+            valid_through=rnd.validity.valid_through,
+        ),
+        issuance=rnd.issuance,
+        limits=_limits(rnd.limits),
+        eligibility=Eligibility(
+            residencies=frozenset(rnd.eligibility.residencies),
+            require_in_city=rnd.eligibility.require_in_city,
+        ),
+        types=tuple(_voucher_type(t, rnd) for t in rnd.types),
+        stated_total=stated_total,
+        stated_by_category={key: _stated(value) for key, value in rnd.stated.items()},
+    )
+
+
+def _limits(limits: LimitsFile) -> PersonLimits:
+    return PersonLimits(
+        per_type=limits.per_type,
+        per_category=limits.per_category,
+        per_round=limits.per_round,
+    )
+
+
+def _stated(stated: StatedFile) -> StatedTotal:
+    return StatedTotal(count=stated.count, value_fen=yuan_to_fen(stated.value_yuan))
+
+
+def _voucher_type(vtype: TypeFile, rnd: RoundFile) -> VoucherType:
+    return VoucherType(
+        id=vtype.id,
+        round_id=rnd.id,
+        category=vtype.category,
+        threshold_fen=yuan_to_fen(vtype.threshold_yuan),
+        discount_fen=yuan_to_fen(vtype.discount_yuan),
+        count=vtype.count,
+        per_person=vtype.per_person or rnd.limits.per_type,
+        channel=vtype.channel,
+    )
