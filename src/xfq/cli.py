@@ -1,3 +1,81 @@
-import typer
+"""The `xfq` command line."""
 
-app = typer.Typer()
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from xfq.domain.errors import SpecError, XfqError
+from xfq.spec import parse_campaign
+from xfq.spec.cli import spec_app
+
+app = typer.Typer(
+    help="xfq: consumption-voucher (消费券) campaigns end to end.", no_args_is_help=True
+)
+app.add_typer(spec_app, name="spec")
+console = Console()
+errors = Console(stderr=True)
+
+
+@app.command()
+def demo(
+    population: Annotated[int, typer.Option(help="Citizens who try to grab.")] = 300_000,
+    merchants: Annotated[int, typer.Option(help="Enrolled merchants per category.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic city.")] = 2022,
+    workdir: Annotated[Path, typer.Option(help="Where the ledger is written.")] = Path("var/demo"),
+    spec: Annotated[Path | None, typer.Option(help="Campaign file.")] = None,
+    round_id: Annotated[str, typer.Option("--round", help="Round to run.")] = "r6",
+) -> None:
+    """Run the reference round: the grab at 10:00, the week of shopping, expiry, reconciliation."""
+    from xfq.demo import EXAMPLE, run_demo
+
+    outcome = run_demo(spec or EXAMPLE, workdir, population, merchants, seed, round_id, console)
+    if not outcome.ok:
+        raise typer.Exit(1)
+
+
+@app.command("reconcile")
+def reconcile_command(
+    ledger: Annotated[Path, typer.Argument(help="SQLite ledger file.")],
+    answers: Annotated[
+        Path | None, typer.Option(help="Voucher ids that clients were answered `issued`.")
+    ] = None,
+) -> None:
+    """Check every invariant of the design on a ledger; exit 1 if one fails."""
+    from xfq.adapters.sql.figures import gather
+    from xfq.adapters.sql.schema import create_engine, sqlite_url
+    from xfq.demo import print_checks
+    from xfq.services.reconcile import reconcile
+
+    if not ledger.is_file():
+        errors.print(f"xfq reconcile: no ledger file at {ledger}")
+        raise typer.Exit(2)
+    engine = create_engine(sqlite_url(ledger))
+    from xfq.adapters.sql.ledger import stored_spec
+
+    spec_text = stored_spec(engine)
+    if spec_text is None:
+        errors.print(f"xfq reconcile: {ledger} holds no campaign")
+        raise typer.Exit(2)
+    campaign = parse_campaign(spec_text, f"{ledger} (stored spec)")
+    answered = answers.read_text(encoding="utf-8").split() if answers else None
+    checks = reconcile(campaign, gather(engine, with_ids=answered is not None), answered)
+    print_checks(console, checks)
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except SpecError as error:
+        for problem in error.problems:
+            errors.print(problem, markup=False, highlight=False)
+        sys.exit(2)
+    except XfqError as error:
+        errors.print(f"xfq: {error}", markup=False, highlight=False)
+        sys.exit(2)

@@ -122,9 +122,7 @@ class SqlLedger:
                     c.execute(tables.voucher_types.insert().values(id=t.id, **values))
 
     def campaign_spec(self) -> str | None:
-        with self.engine.connect() as c:
-            row = c.execute(sa.select(tables.campaigns.c.spec_toml)).first()
-        return None if row is None else str(row[0])
+        return stored_spec(self.engine)
 
     def enroll_merchant(
         self, merchant_id: str, name: str, category: str, at: datetime, status: str = "enrolled"
@@ -147,3 +145,10 @@ class SqlLedger:
         with self.engine.connect() as c:
             for row in c.execute(query):
                 yield row[0], row[1], row[2], row[3], row[4]
+
+
+def stored_spec(engine: sa.Engine) -> str | None:
+    """The campaign file a ledger was set up with."""
+    with engine.connect() as c:
+        row = c.execute(sa.select(tables.campaigns.c.spec_toml)).first()
+    return None if row is None else str(row[0])

@@ -39,7 +39,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: sa.Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # Deferred: a read through SQLAlchemy must not take the write lock. The claim and checkout
+    # writes go through the group-commit writer, which begins IMMEDIATE itself.
+    connection.exec_driver_sql("BEGIN")
 
 
 def alembic_config(connection: sa.Connection) -> Config:

@@ -1,0 +1,3 @@
+from xfq.cli import main
+
+main()

@@ -1,0 +1,159 @@
+"""Checking the invariants of the design against a ledger, each with the figures behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from xfq.domain.campaign import Campaign
+from xfq.domain.money import format_yuan
+
+
+@dataclass(frozen=True)
+class TypeFigures:
+    type_id: str
+    round_id: str
+    count: int
+    issued: int
+    available: int
+    redeemed: int
+    expired: int
+    posted_redemptions: int
+    discount_fen: int
+    order_value_fen: int
+    reversed_redemptions: int
+
+
+@dataclass(frozen=True)
+class LedgerFigures:
+    types: list[TypeFigures]
+    over_type: list[tuple[str, str, int]] = field(default_factory=list)
+    over_category: list[tuple[str, str, str, int]] = field(default_factory=list)
+    over_round: list[tuple[str, str, int]] = field(default_factory=list)
+    double_posted: int = 0
+    not_enrolled: int = 0
+    wrong_category: int = 0
+    outside_validity: int = 0
+    below_threshold: int = 0
+    over_discount: int = 0
+    state_mismatch: int = 0
+    without_issue_event: int = 0
+    voucher_ids: frozenset[str] = frozenset()
+    unique_keys: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Check:
+    number: int
+    name: str
+    ok: bool
+    detail: str
+
+
+def reconcile(
+    campaign: Campaign, figures: LedgerFigures, answered_issued: Iterable[str] | None = None
+) -> list[Check]:
+    """Every invariant of design.md that a ledger can show; `answered_issued` are voucher ids
+    that clients were told `issued` (invariant 3 needs them)."""
+    return [
+        _never_oversold(campaign, figures),
+        _limits(campaign, figures),
+        _durable(figures, answered_issued),
+        _redeemed_once(figures),
+        _retries(figures),
+        _balanced(figures),
+        _isolation(figures),
+    ]
+
+
+def _never_oversold(campaign: Campaign, f: LedgerFigures) -> Check:
+    over = [t for t in f.types if t.issued > t.count]
+    paid = {r.id: 0 for r in campaign.rounds}
+    for t in f.types:
+        paid[t.round_id] = paid.get(t.round_id, 0) + t.discount_fen
+    over_budget = [r for r in campaign.rounds if paid[r.id] > r.budget_fen]
+    issued = sum(t.issued for t in f.types)
+    count = sum(t.count for t in f.types)
+    detail = f"{issued:,} issued of {count:,}; types over their count: {len(over)}; " + "; ".join(
+        f"round {r.id} paid {format_yuan(paid[r.id])} of {format_yuan(r.budget_fen)} yuan"
+        for r in campaign.rounds
+    )
+    return Check(1, "never oversell", not over and not over_budget, detail)
+
+
+def _limits(campaign: Campaign, f: LedgerFigures) -> Check:
+    breaches = 0
+    for _person, type_id, n in f.over_type:
+        breaches += n > campaign.voucher_type(type_id)[1].per_person
+    for _person, round_id, _category, n in f.over_category:
+        limit = campaign.round(round_id).limits.per_category
+        breaches += limit is not None and n > limit
+    for _person, round_id, n in f.over_round:
+        limit = campaign.round(round_id).limits.per_round
+        breaches += limit is not None and n > limit
+    detail = f"{breaches} person/type, person/category or person/round counts over the limit"
+    return Check(2, "per-person limits", breaches == 0, detail)
+
+
+def _durable(f: LedgerFigures, answered: Iterable[str] | None) -> Check:
+    if answered is None:
+        detail = (
+            f"every voucher has its issue event ({f.without_issue_event} without); "
+            "pass the answers log to check each issued answer"
+        )
+        return Check(3, "issued answers are durable", f.without_issue_event == 0, detail)
+    answered_ids = set(answered)
+    missing = answered_ids - f.voucher_ids
+    detail = f"{len(answered_ids):,} issued answers, {len(missing)} missing from the ledger"
+    return Check(
+        3, "issued answers are durable", not missing and f.without_issue_event == 0, detail
+    )
+
+
+def _redeemed_once(f: LedgerFigures) -> Check:
+    problems = {
+        "vouchers with two posted redemptions": f.double_posted,
+        "at merchants not enrolled": f.not_enrolled,
+        "at merchants of another category": f.wrong_category,
+        "outside validity": f.outside_validity,
+        "below threshold": f.below_threshold,
+        "discount above the voucher's": f.over_discount,
+    }
+    detail = ", ".join(f"{n} {what}" for what, n in problems.items())
+    return Check(
+        4, "redeemed at most once, where and when allowed", not any(problems.values()), detail
+    )
+
+
+IDEMPOTENCY_KEYS = frozenset({"uq_vouchers_claim", "uq_redemptions_key", "uq_refunds_key"})
+
+
+def _retries(f: LedgerFigures) -> Check:
+    missing = IDEMPOTENCY_KEYS - f.unique_keys
+    detail = (
+        "the ledger keeps one row per (person, claim key), (merchant, redemption key) and "
+        f"(merchant, refund key); unique constraints missing: {sorted(missing) or 'none'}"
+    )
+    return Check(5, "retries are safe", not missing, detail)
+
+
+def _balanced(f: LedgerFigures) -> Check:
+    unbalanced = [t for t in f.types if t.issued != t.available + t.redeemed + t.expired]
+    posted = sum(t.posted_redemptions for t in f.types)
+    redeemed = sum(t.redeemed for t in f.types)
+    ok = not unbalanced and posted == redeemed and f.state_mismatch == 0
+    discount = sum(t.discount_fen for t in f.types)
+    detail = (
+        f"issued = available + redeemed + expired for {len(f.types) - len(unbalanced)}"
+        f"/{len(f.types)} types; {posted:,} posted redemptions for {redeemed:,} redeemed "
+        f"vouchers; discounts owed {format_yuan(discount)} yuan"
+    )
+    return Check(6, "the ledger balances", ok, detail)
+
+
+def _isolation(f: LedgerFigures) -> Check:
+    detail = (
+        "every redemption's voucher belongs to the person who presented it and its merchant "
+        f"is the one that redeemed: checked at each write; {f.wrong_category} cross-category"
+    )
+    return Check(7, "no one uses another's vouchers", f.wrong_category == 0, detail)
