@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 
-from xfq.ports import ClaimAnswer, ClaimEngine, ClaimRequest, Clock
+from xfq.ports import ClaimAnswer, ClaimEngine, ClaimRequest, Clock, Reply
 
 
 def submit_claim(engine: ClaimEngine, clock: Clock, request: ClaimRequest) -> Future[ClaimAnswer]:
@@ -19,6 +19,11 @@ def submit_claim(engine: ClaimEngine, clock: Clock, request: ClaimRequest) -> Fu
 
     engine.submit(request, clock.now(), reply)
     return future
+
+
+def send_claim(engine: ClaimEngine, clock: Clock, request: ClaimRequest, reply: Reply) -> None:
+    """Decide now and call `reply` with the durable answer (no per-claim future)."""
+    engine.submit(request, clock.now(), reply)
 
 
 def claim(engine: ClaimEngine, clock: Clock, request: ClaimRequest) -> ClaimAnswer:

@@ -113,23 +113,29 @@ def _redeem_all(
     purchases: list[_Purchase],
     result: WeekResult,
 ) -> list[RedeemAnswer]:
-    futures: list[Future[RedeemAnswer]] = []
+    """Quote every purchase of the day at the till, then redeem those that apply.
+
+    Quotes first, redemptions after: reads on this thread while the ledger's writer is busy
+    would fight it for the GIL (see `xfq.adapters.sql.group_commit`).
+    """
+    reader, now = ledger.reader(), clock.now()
+    requests = []
     for p in purchases:
-        quote = quote_order(
-            ledger.reader(), campaign, clock.now(), p.merchant.id, p.voucher.person_id, p.order
-        )
+        quote = quote_order(reader, campaign, now, p.merchant.id, p.voucher.person_id, p.order)
         if quote.code is not CheckoutCode.OK:
             result.redeem_answers[quote.code.value] += 1
             continue
-        request = RedeemRequest(
-            merchant_id=p.merchant.id,
-            person_id=p.voucher.person_id,
-            voucher_id=quote.voucher_id or p.voucher.id,
-            order_ref=ids.new_id("o"),
-            order=p.order,
-            idempotency_key=ids.new_id("k"),
+        requests.append(
+            RedeemRequest(
+                merchant_id=p.merchant.id,
+                person_id=p.voucher.person_id,
+                voucher_id=quote.voucher_id or p.voucher.id,
+                order_ref=ids.new_id("o"),
+                order=p.order,
+                idempotency_key=ids.new_id("k"),
+            )
         )
-        futures.append(submit_redeem(ledger, campaign, ids, clock.now(), request))
+    futures = [submit_redeem(ledger, campaign, ids, now, r) for r in requests]
     wait(futures)
     answers = [f.result() for f in futures]
     result.redeem_answers.update(a.code.value for a in answers)

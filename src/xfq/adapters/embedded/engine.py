@@ -35,7 +35,8 @@ class _Claim:
 
     type_id: str
     answer: ClaimAnswer | None = None
-    waiting: list[Reply] = field(default_factory=list)
+    first_reply: Reply | None = None
+    waiting: list[Reply] = field(default_factory=list)  # repeats that came while in flight
 
 
 class EmbeddedClaimEngine:
@@ -93,7 +94,7 @@ class EmbeddedClaimEngine:
             if answer is None:  # issued, not yet durable
                 voucher = self._new_voucher(rnd, vtype, person, now)
                 remaining = self._remaining[vtype.id]
-                self._claims[(person, key)] = claim = _Claim(vtype.id, waiting=[reply])
+                self._claims[(person, key)] = claim = _Claim(vtype.id, first_reply=reply)
         if answer is not None:
             reply(answer)
             return
@@ -127,7 +128,9 @@ class EmbeddedClaimEngine:
             )
         if prior.answer is None:
             prior.waiting.append(reply)
-            return None
+            if prior.answer is None:
+                return None
+            prior.waiting.remove(reply)  # settled meanwhile (`_settle` takes no lock)
         return prior.answer
 
     def _new_voucher(self, rnd: Round, vtype: VoucherType, person: str, now: datetime) -> Voucher:
@@ -155,19 +158,43 @@ class EmbeddedClaimEngine:
         ok: bool,
         error: object,
     ) -> None:
-        outcome: ClaimAnswer | BaseException
+        """Runs on the writer's thread after its commit.
+
+        The success path takes no engine lock: the writer is often short of the GIL, and a lock
+        it held while waiting for the GIL stalled every claim behind it. Publishing `answer`
+        before looking at `waiting` pairs with the re-check in `_repeat`.
+        """
+        if not ok:
+            self._undo(claim, rnd, vtype, voucher, key, error)
+            return
+        claim.answer = answer = ClaimAnswer(ClaimCode.ISSUED, voucher=voucher, remaining=remaining)
+        first, claim.first_reply = claim.first_reply, None
+        if claim.waiting:
+            with self._lock:
+                waiting, claim.waiting = claim.waiting, []
+            for reply in waiting:
+                reply(answer)
+        if first is not None:
+            first(answer)
+
+    def _undo(
+        self,
+        claim: _Claim,
+        rnd: Round,
+        vtype: VoucherType,
+        voucher: Voucher,
+        key: str,
+        error: object,
+    ) -> None:
+        """Not durable, so the claim never happened: give the stock and the limit back."""
+        failure = StorageUnavailable(f"claim not recorded: {error}")
         with self._lock:
-            if ok:
-                claim.answer = outcome = ClaimAnswer(
-                    ClaimCode.ISSUED, voucher=voucher, remaining=remaining
-                )
-            else:  # not durable: the claim never happened
-                self._count(rnd, vtype, voucher.person_id, -1)
-                del self._claims[(voucher.person_id, key)]
-                outcome = StorageUnavailable(f"claim not recorded: {error}")
-            waiting, claim.waiting = claim.waiting, []
-        for reply in waiting:
-            reply(outcome)
+            self._count(rnd, vtype, voucher.person_id, -1)
+            del self._claims[(voucher.person_id, key)]
+            replies = [r for r in (claim.first_reply, *claim.waiting) if r is not None]
+            claim.first_reply, claim.waiting = None, []
+        for reply in replies:
+            reply(failure)
 
     def close(self) -> None:
         if self._lock_file is not None:
