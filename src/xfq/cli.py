@@ -69,6 +69,32 @@ def reconcile_command(
         raise typer.Exit(1)
 
 
+@app.command()
+def serve(
+    spec: Annotated[
+        Path | None, typer.Option(help="Campaign file to load if the ledger has none.")
+    ] = None,
+    ledger: Annotated[Path, typer.Option(help="SQLite ledger file.")] = Path("var/xfq/ledger.db"),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the API and pages on the embedded default (one process, SQLite)."""
+    import uvicorn
+
+    from xfq.api.app import create_app
+    from xfq.bootstrap import build
+    from xfq.config import Settings
+
+    settings = Settings(database_url=f"sqlite:///{ledger}", spec_path=spec)
+    container = build(settings)
+    base = f"http://{host}:{port}"
+    console.print(f"xfq serves {base}  (API docs {base}/docs, OpenAPI {base}/openapi.json)")
+    try:
+        uvicorn.run(create_app(container), host=host, port=port, log_level="warning")
+    finally:
+        container.close()
+
+
 def main() -> None:
     try:
         app()

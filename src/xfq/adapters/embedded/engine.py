@@ -76,6 +76,11 @@ class EmbeddedClaimEngine:
         with self._lock:
             return self._remaining[type_id]
 
+    def stock(self) -> dict[str, int]:
+        """Remaining count of every voucher type, as one consistent snapshot."""
+        with self._lock:
+            return dict(self._remaining)
+
     def submit(self, request: ClaimRequest, now: datetime, reply: Reply) -> None:
         try:
             rnd, vtype = self._campaign.voucher_type(request.type_id)

@@ -7,7 +7,9 @@ import functools
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -25,11 +27,21 @@ from xfq.ports import LedgerReader, LedgerTx
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class MerchantRow:
+    id: str
+    name: str
+    category: str
+    status: str
+
+
 class SqlLedger:
     """Implements `xfq.ports.Ledger` on SQLite or PostgreSQL."""
 
     def __init__(self, url: str, max_batch: int = 1024) -> None:
         self.url = url
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine = create_engine(url)
         migrate(self.engine)
         self._statements = compile_statements(self.engine.dialect)
@@ -137,6 +149,35 @@ class SqlLedger:
                     enrolled_at_us=to_us(at),
                 )
             )
+
+    def set_merchant_status(self, merchant_id: str, status: str) -> bool:
+        m = tables.merchants
+        with self.engine.begin() as c:
+            done = c.execute(m.update().where(m.c.id == merchant_id).values(status=status))
+        return done.rowcount == 1
+
+    def merchants(self) -> list[MerchantRow]:
+        m = tables.merchants
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(m.c.id, m.c.name, m.c.category, m.c.status).order_by(m.c.id))
+            return [MerchantRow(*row) for row in rows]
+
+    def add_merchant_key(self, key_id: str, merchant_id: str, secret: str, at: datetime) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                tables.merchant_keys.insert().values(
+                    key_id=key_id, merchant_id=merchant_id, secret=secret, created_at_us=to_us(at)
+                )
+            )
+
+    def merchant_keys(self) -> dict[str, tuple[bytes, str]]:
+        """Live API keys: key id -> (secret, merchant id)."""
+        k = tables.merchant_keys
+        query = sa.select(k.c.key_id, k.c.secret, k.c.merchant_id).where(
+            k.c.revoked_at_us.is_(None)
+        )
+        with self.engine.connect() as c:
+            return {row[0]: (row[1].encode(), row[2]) for row in c.execute(query)}
 
     def issued_claims(self) -> Iterator[tuple[str, str, str, str, str]]:
         """(voucher id, type id, person id, claim key, state) of every voucher, for a restart."""

@@ -103,3 +103,16 @@ voucher_events = sa.Table(
     sa.Column("ref", sa.String(64), nullable=True),
     sa.Index("ix_voucher_events_voucher", "voucher_id"),
 )
+
+# API keys of merchants' tills. The secret is kept because HMAC needs it on both sides;
+# TODO(security): encrypt at rest with a key from the settings.
+merchant_keys = sa.Table(
+    "merchant_keys",
+    metadata,
+    sa.Column("key_id", sa.String(64), primary_key=True),
+    sa.Column("merchant_id", sa.String(64), sa.ForeignKey("merchants.id"), nullable=False),
+    sa.Column("secret", sa.String(128), nullable=False),
+    sa.Column("created_at_us", sa.BigInteger, nullable=False),
+    sa.Column("revoked_at_us", sa.BigInteger, nullable=True),
+    sa.Index("ix_merchant_keys_merchant", "merchant_id"),
+)

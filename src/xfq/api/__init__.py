@@ -1,0 +1,1 @@
+"""The HTTP API: routers per audience, authentication, problem+json errors."""

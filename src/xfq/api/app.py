@@ -1,0 +1,36 @@
+"""The ASGI application: FastAPI routers per audience behind the lean claim handler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from xfq.api import citizens, dev, merchants, operators, problems
+from xfq.api.claiming import ClaimFront, ClaimStats
+from xfq.api.ratelimit import Buckets, RateLimiter
+from xfq.bootstrap import Container
+
+
+def create_app(container: Container) -> Any:
+    """An ASGI app; `app.state.container` of the inner FastAPI app holds the wiring."""
+    s = container.settings
+    app = FastAPI(
+        title="xfq",
+        version="0.1.0",
+        description="Consumption-voucher campaigns: grab, wallet, checkout, refunds, operations.",
+    )
+    problems.install(app)
+    app.state.container = container
+    app.state.claim_stats = stats = ClaimStats()
+    app.include_router(citizens.router)
+    app.include_router(merchants.router)
+    app.include_router(operators.router)
+    if container.dev_issuer is not None:
+        app.include_router(dev.router)
+    limiter = RateLimiter(
+        Buckets(s.claim_rate_per_person_per_s, s.claim_burst_per_person),
+        Buckets(s.claim_rate_per_address_per_s, s.claim_burst_per_address),
+    )
+    app.state.limiter = limiter
+    return ClaimFront(app, container, limiter, stats)

@@ -1,0 +1,89 @@
+"""What a citizen's wallet app calls: the campaign, the grab, the wallet, the till code."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import segno
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import JSONResponse
+
+from xfq.api.claiming import claim
+from xfq.api.deps import CitizenDep, ContainerDep, IdempotencyKey
+from xfq.api.schemas import (
+    CampaignOut,
+    ClaimIn,
+    ClaimOut,
+    TillCodeOut,
+    WalletOut,
+    campaign_out,
+    voucher_out,
+)
+from xfq.domain.errors import UnknownObject
+from xfq.domain.till_code import DEFAULT_TTL, issue_code
+from xfq.services.wallet import wallet
+
+router = APIRouter(prefix="/v1", tags=["citizens"])
+VoucherId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@router.get("/campaign", response_model=CampaignOut)
+async def get_campaign(container: ContainerDep) -> CampaignOut:
+    """The running campaign with each voucher type's remaining stock (public)."""
+    campaign, engine = container.running()
+    return campaign_out(campaign, engine.stock())
+
+
+@router.post(
+    "/claims",
+    response_model=ClaimOut,
+    status_code=201,
+    responses={
+        200: {
+            "model": ClaimOut,
+            "description": "Decided without issuing: sold_out, "
+            "limit_reached, not_open, closed, not_eligible",
+        },
+        404: {"model": ClaimOut},
+        422: {"model": ClaimOut},
+        429: {"description": "Rate limited; see Retry-After"},
+    },
+)
+async def post_claim(
+    body: ClaimIn,
+    request: Request,
+    identity: CitizenDep,
+    key: IdempotencyKey,
+    container: ContainerDep,
+) -> JSONResponse:
+    """Claim one voucher of a type. Served by a lean handler in front of this app."""
+    status, out = await claim(container, identity, body.type_id, key, request.app.state.claim_stats)
+    return JSONResponse(out.model_dump(mode="json"), status_code=status)
+
+
+@router.get("/wallet", response_model=WalletOut)
+async def get_wallet(identity: CitizenDep, container: ContainerDep) -> WalletOut:
+    campaign, _ = container.running()
+    entries = wallet(container.ledger.reader(), campaign, identity.subject)
+    return WalletOut(
+        person_id=identity.subject,
+        vouchers=[voucher_out(e.voucher, e.voucher_type, campaign.tz) for e in entries],
+    )
+
+
+@router.post(
+    "/vouchers/{voucher_id}/till-code",
+    response_model=TillCodeOut,
+    responses={404: {"description": "No such voucher in this wallet"}},
+)
+async def post_till_code(
+    voucher_id: VoucherId, identity: CitizenDep, container: ContainerDep
+) -> TillCodeOut:
+    """A short-lived signed code (and its QR) to show at the till."""
+    voucher = container.ledger.reader().voucher(voucher_id)
+    if voucher is None or voucher.person_id != identity.subject:
+        raise UnknownObject("no such voucher in this wallet")
+    now = container.clock.now()
+    code = issue_code(container.till_key, voucher.id, identity.subject, now)
+    svg = segno.make(code, error="m").svg_inline(scale=4)
+    return TillCodeOut(code=code, expires_at=now + DEFAULT_TTL, qr_svg=svg)

@@ -1,0 +1,66 @@
+"""Request-scoped pieces: the container, and who is calling (token or merchant signature)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from xfq.api.auth.tokens import Identity, Role, require_role
+from xfq.bootstrap import Container
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+def _identity(request: Request, container: Container) -> Identity:
+    return container.tokens.verify(request.headers.get("authorization"), container.clock.now())
+
+
+def citizen(request: Request, container: ContainerDep) -> Identity:
+    identity = _identity(request, container)
+    require_role(identity, Role.CITIZEN)
+    return identity
+
+
+def operator(request: Request, container: ContainerDep) -> Identity:
+    identity = _identity(request, container)
+    require_role(identity, Role.OPERATOR)
+    return identity
+
+
+def reader(request: Request, container: ContainerDep) -> Identity:
+    """Operators and auditors may read the operator views."""
+    identity = _identity(request, container)
+    require_role(identity, Role.OPERATOR, Role.AUDITOR)
+    return identity
+
+
+async def merchant(request: Request, container: ContainerDep) -> str:
+    """The merchant whose till signed this request."""
+    body = await request.body()
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return container.signatures.verify(
+        request.headers, request.method, path, body, container.clock.now()
+    )
+
+
+CitizenDep = Annotated[Identity, Depends(citizen)]
+OperatorDep = Annotated[Identity, Depends(operator)]
+ReaderDep = Annotated[Identity, Depends(reader)]
+MerchantDep = Annotated[str, Depends(merchant)]
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="The same key gives the same answer and no second effect",
+    ),
+]

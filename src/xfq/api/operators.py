@@ -1,0 +1,106 @@
+"""What the city's operators call: import the campaign, enroll merchants, watch the grab."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel
+
+from xfq.api.claiming import ClaimStats
+from xfq.api.deps import ContainerDep, OperatorDep, ReaderDep
+from xfq.api.schemas import (
+    CampaignOut,
+    MerchantIn,
+    MerchantKeyOut,
+    MerchantOut,
+    SpecIn,
+    campaign_out,
+)
+from xfq.domain.errors import UnknownObject, XfqError
+from xfq.services.expiry import expire
+
+router = APIRouter(prefix="/v1/ops", tags=["operators"])
+MerchantId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+class StatsOut(BaseModel):
+    remaining: dict[str, int]
+    answers_by_code: dict[str, int]
+    claims_per_second: list[tuple[int, int]]
+
+
+class ExpiredOut(BaseModel):
+    expired: int
+
+
+@router.put("/campaign", response_model=CampaignOut)
+async def put_campaign(body: SpecIn, _: OperatorDep, container: ContainerDep) -> CampaignOut:
+    """Import (or update) the campaign from its TOML text; refused with every problem listed."""
+    container.load_campaign(body.toml, "the uploaded campaign", container.clock.now())
+    campaign, engine = container.running()
+    return campaign_out(campaign, engine.stock())
+
+
+@router.post("/merchants", response_model=MerchantOut, status_code=201)
+async def post_merchant(body: MerchantIn, _: OperatorDep, container: ContainerDep) -> MerchantOut:
+    """Enroll a merchant in a category; it can redeem once approved."""
+    container.running()[0].category(body.category)  # unknown category: 404 with the reason
+    if any(m.id == body.id for m in container.ledger.merchants()):
+        raise XfqError(f"merchant {body.id} is already enrolled")
+    container.ledger.enroll_merchant(
+        body.id, body.name, body.category, container.clock.now(), "pending"
+    )
+    return MerchantOut(id=body.id, name=body.name, category=body.category, status="pending")
+
+
+@router.post("/merchants/{merchant_id}/approve", response_model=MerchantKeyOut)
+async def approve_merchant(
+    merchant_id: MerchantId, _: OperatorDep, container: ContainerDep
+) -> MerchantKeyOut:
+    """Approve a merchant and issue its till's API key (the secret is shown only here)."""
+    if not container.ledger.set_merchant_status(merchant_id, "enrolled"):
+        raise UnknownObject(f"no merchant {merchant_id}")
+    key_id, secret = f"mk_{secrets.token_urlsafe(9)}", secrets.token_urlsafe(32)
+    container.ledger.add_merchant_key(key_id, merchant_id, secret, container.clock.now())
+    container.merchant_keys[key_id] = (secret.encode(), merchant_id)
+    return MerchantKeyOut(merchant_id=merchant_id, key_id=key_id, secret=secret)
+
+
+@router.post("/merchants/{merchant_id}/suspend", response_model=MerchantOut)
+async def suspend_merchant(
+    merchant_id: MerchantId, _: OperatorDep, container: ContainerDep
+) -> MerchantOut:
+    if not container.ledger.set_merchant_status(merchant_id, "suspended"):
+        raise UnknownObject(f"no merchant {merchant_id}")
+    found = next(m for m in container.ledger.merchants() if m.id == merchant_id)
+    return MerchantOut(id=found.id, name=found.name, category=found.category, status=found.status)
+
+
+@router.get("/merchants", response_model=list[MerchantOut])
+async def list_merchants(_: ReaderDep, container: ContainerDep) -> list[MerchantOut]:
+    return [
+        MerchantOut(id=m.id, name=m.name, category=m.category, status=m.status)
+        for m in container.ledger.merchants()
+    ]
+
+
+@router.get("/stats", response_model=StatsOut)
+async def get_stats(request: Request, _: ReaderDep, container: ContainerDep) -> StatsOut:
+    """Remaining stock per type, answers by code, claims per second (last ten minutes)."""
+    engine = container.running()[1]
+    stats: ClaimStats = request.app.state.claim_stats
+    return StatsOut(
+        remaining=engine.stock(),
+        answers_by_code=dict(stats.by_code),
+        claims_per_second=sorted(stats.per_second.items()),
+    )
+
+
+@router.post("/expire", response_model=ExpiredOut)
+async def post_expire(_: OperatorDep, container: ContainerDep) -> ExpiredOut:
+    """Expire every voucher whose validity has ended (idempotent)."""
+    count = await asyncio.wrap_future(expire(container.ledger, container.clock.now()))
+    return ExpiredOut(expired=count)

@@ -1,0 +1,88 @@
+"""Every error as RFC 9457 problem+json with a stable code; mapped in this one place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
+
+from xfq.api.auth.merchant_signature import SignatureError
+from xfq.api.auth.tokens import AuthError
+from xfq.domain.errors import SpecError, StorageUnavailable, UnknownObject, XfqError
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://xfq.invalid/problems/"
+
+
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = {
+        "type": TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    body.update(extra)
+    return JSONResponse(body, status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _validation(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    fields = [
+        {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in error.errors()
+    ]
+    detail = "; ".join(f"{f['field']}: {f['problem']}" for f in fields)
+    return problem(422, "invalid_request", "The request is not valid", detail, errors=fields)
+
+
+def _http(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+    return problem(
+        error.status_code, code, str(error.detail), str(error.detail), dict(error.headers or {})
+    )
+
+
+def _auth(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, AuthError | SignatureError)
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    return problem(error.status, error.code, "Not allowed", error.detail, headers)
+
+
+def _domain(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, XfqError)
+    if isinstance(error, SpecError):
+        return problem(
+            422, error.code, "The campaign file is not valid", str(error), problems=error.problems
+        )
+    if isinstance(error, UnknownObject):
+        return problem(404, error.code, "Not found", str(error))
+    if isinstance(error, StorageUnavailable):
+        return problem(503, error.code, "Try again", str(error), {"Retry-After": "1"})
+    return problem(409, error.code, "Not possible now", str(error))
+
+
+def _unexpected(_request: Request, error: Exception) -> Response:
+    log.exception("unexpected error", exc_info=error)
+    return problem(500, "internal_error", "Something went wrong", "the error was logged")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(AuthError, _auth)
+    app.add_exception_handler(SignatureError, _auth)
+    app.add_exception_handler(XfqError, _domain)
+    app.add_exception_handler(Exception, _unexpected)

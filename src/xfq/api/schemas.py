@@ -1,0 +1,218 @@
+"""What the API accepts and answers. Writable fields are listed here and nowhere else."""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from xfq.domain.campaign import Campaign, Round, VoucherType
+from xfq.domain.voucher import Voucher
+
+_STRICT = ConfigDict(extra="forbid")
+Key = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+
+class VoucherTypeOut(BaseModel):
+    id: str
+    category: str
+    label: str
+    threshold_fen: int
+    discount_fen: int
+    count: int
+    remaining: int
+    per_person: int
+
+
+class RoundOut(BaseModel):
+    id: str
+    name: str
+    opens_at: datetime
+    claim_closes_at: datetime
+    types: list[VoucherTypeOut]
+
+
+class CategoryOut(BaseModel):
+    id: str
+    name: str
+    name_en: str
+
+
+class CampaignOut(BaseModel):
+    id: str
+    name: str
+    city: str
+    timezone: str
+    categories: list[CategoryOut]
+    rounds: list[RoundOut]
+
+
+class ClaimIn(BaseModel):
+    model_config = _STRICT
+    type_id: str = Field(min_length=1, max_length=64)
+
+
+class VoucherOut(BaseModel):
+    id: str
+    type_id: str
+    round_id: str
+    category: str
+    label: str
+    threshold_fen: int
+    discount_fen: int
+    state: str
+    issued_at: datetime
+    valid_from: datetime
+    valid_until: datetime
+
+
+class ClaimOut(BaseModel):
+    code: str
+    reason: str = ""
+    remaining: int | None = None
+    voucher: VoucherOut | None = None
+
+
+class WalletOut(BaseModel):
+    person_id: str
+    vouchers: list[VoucherOut]
+
+
+class TillCodeOut(BaseModel):
+    code: str
+    expires_at: datetime
+    qr_svg: str
+
+
+class OrderIn(BaseModel):
+    model_config = _STRICT
+    list_price_fen: int = Field(gt=0, le=10_000_000_000)
+    merchant_promotion_fen: int = Field(default=0, ge=0, le=10_000_000_000)
+
+
+class QuoteIn(BaseModel):
+    model_config = _STRICT
+    code: str = Field(min_length=1, max_length=512)
+    order: OrderIn
+
+
+class QuoteOut(BaseModel):
+    code: str
+    message: str
+    voucher_id: str | None
+    discount_fen: int
+    customer_pays_fen: int
+    shortfall_fen: int
+
+
+class RedeemIn(BaseModel):
+    model_config = _STRICT
+    code: str = Field(min_length=1, max_length=512)
+    order_ref: str = Key
+    order: OrderIn
+
+
+class RedemptionOut(BaseModel):
+    id: str
+    voucher_id: str
+    order_ref: str
+    list_price_fen: int
+    merchant_promotion_fen: int
+    discount_fen: int
+    customer_pays_fen: int
+    redeemed_at: datetime
+    state: str
+
+
+class RedeemOut(BaseModel):
+    code: str
+    message: str
+    redemption: RedemptionOut | None = None
+
+
+class RefundIn(BaseModel):
+    model_config = _STRICT
+    refund_fen: int = Field(gt=0, le=10_000_000_000)
+
+
+class RefundOut(BaseModel):
+    code: str
+    message: str
+    outcome: str | None = None
+
+
+class SpecIn(BaseModel):
+    model_config = _STRICT
+    toml: str = Field(min_length=1, max_length=1_000_000)
+
+
+class MerchantIn(BaseModel):
+    model_config = _STRICT
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str = Field(min_length=1, max_length=200)
+    category: str = Field(min_length=1, max_length=64)
+
+
+class MerchantOut(BaseModel):
+    id: str
+    name: str
+    category: str
+    status: str
+
+
+class MerchantKeyOut(BaseModel):
+    merchant_id: str
+    key_id: str
+    secret: str = Field(description="Shown once; the till signs requests with it")
+
+
+def voucher_out(voucher: Voucher, vtype: VoucherType, tz: tzinfo) -> VoucherOut:
+    """A voucher as a person reads it, with times in the campaign's time zone."""
+    return VoucherOut(
+        id=voucher.id,
+        type_id=vtype.id,
+        round_id=voucher.round_id,
+        category=voucher.category,
+        label=vtype.label,
+        threshold_fen=vtype.threshold_fen,
+        discount_fen=vtype.discount_fen,
+        state=voucher.state.value,
+        issued_at=voucher.issued_at.astimezone(tz),
+        valid_from=voucher.valid_from.astimezone(tz),
+        valid_until=voucher.valid_until.astimezone(tz),
+    )
+
+
+def campaign_out(campaign: Campaign, remaining: dict[str, int]) -> CampaignOut:
+    return CampaignOut(
+        id=campaign.id,
+        name=campaign.name,
+        city=campaign.city,
+        timezone=campaign.timezone_name,
+        categories=[
+            CategoryOut(id=c.id, name=c.name, name_en=c.name_en) for c in campaign.categories
+        ],
+        rounds=[_round_out(r, remaining) for r in campaign.rounds],
+    )
+
+
+def _round_out(rnd: Round, remaining: dict[str, int]) -> RoundOut:
+    return RoundOut(
+        id=rnd.id,
+        name=rnd.name,
+        opens_at=rnd.opens_at,
+        claim_closes_at=rnd.claim_closes_at,
+        types=[
+            VoucherTypeOut(
+                id=t.id,
+                category=t.category,
+                label=t.label,
+                threshold_fen=t.threshold_fen,
+                discount_fen=t.discount_fen,
+                count=t.count,
+                remaining=remaining[t.id],
+                per_person=t.per_person,
+            )
+            for t in rnd.types
+        ],
+    )

@@ -1,0 +1,111 @@
+"""The one place where settings choose adapters and the parts are wired together."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from xfq.adapters.clock import SystemClock
+from xfq.adapters.embedded.engine import EmbeddedClaimEngine
+from xfq.adapters.ids import RandomIds
+from xfq.adapters.sql.ledger import SqlLedger
+from xfq.api.auth.dev_issuer import DevIssuer
+from xfq.api.auth.merchant_signature import SignatureVerifier
+from xfq.api.auth.personal_data import PersonalDataHasher
+from xfq.api.auth.tokens import TokenVerifier, TrustedIssuer
+from xfq.config import Settings
+from xfq.domain.campaign import Campaign
+from xfq.domain.errors import XfqError
+from xfq.ports import Clock
+from xfq.spec import parse_campaign
+
+
+class NoCampaign(XfqError):
+    code = "no_campaign"
+
+
+@dataclass
+class Container:
+    """Everything a running xfq needs; built by `build`, torn down by `close`."""
+
+    settings: Settings
+    ledger: SqlLedger
+    clock: Clock
+    ids: RandomIds
+    tokens: TokenVerifier
+    signatures: SignatureVerifier
+    merchant_keys: dict[str, tuple[bytes, str]]
+    till_key: bytes
+    personal_data: PersonalDataHasher
+    dev_issuer: DevIssuer | None
+    lock_path: Path | None
+    campaign: Campaign | None = None
+    engine: EmbeddedClaimEngine | None = None
+    _swap: threading.Lock = field(default_factory=threading.Lock)
+
+    def running(self) -> tuple[Campaign, EmbeddedClaimEngine]:
+        campaign, engine = self.campaign, self.engine
+        if campaign is None or engine is None:
+            raise NoCampaign("no campaign is loaded: an operator must import one first")
+        return campaign, engine
+
+    def load_campaign(self, spec_text: str, source: str, at: datetime) -> Campaign:
+        """Install a campaign (validated first) and restart the claim engine on it."""
+        campaign = parse_campaign(spec_text, source)
+        with self._swap:
+            if self.campaign is not None and self.campaign.id != campaign.id:
+                raise XfqError(
+                    f"this ledger runs campaign '{self.campaign.id}'; "
+                    f"start another ledger for '{campaign.id}'"
+                )
+            self.ledger.install_campaign(campaign, spec_text, at)
+            if self.engine is not None:
+                self.engine.close()
+            self.engine = EmbeddedClaimEngine(campaign, self.ledger, self.ids, self.lock_path)
+            self.campaign = campaign
+        return campaign
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+        self.ledger.close()
+
+
+def build(settings: Settings, clock: Clock | None = None) -> Container:
+    settings = settings.checked()
+    ledger = SqlLedger(settings.database_url)
+    dev = DevIssuer(environment=settings.environment) if settings.dev_issuer else None
+    issuers = [
+        TrustedIssuer(i.issuer, i.public_key_pem, audience=i.audience) for i in settings.issuers
+    ]
+    if dev is not None:
+        issuers.append(dev.trusted())
+    keys = ledger.merchant_keys()
+    container = Container(
+        settings=settings,
+        ledger=ledger,
+        clock=clock or SystemClock(),
+        ids=RandomIds(),
+        tokens=TokenVerifier(issuers),
+        signatures=SignatureVerifier(keys),
+        merchant_keys=keys,
+        till_key=settings.key("till_code_key"),
+        personal_data=PersonalDataHasher(settings.key("personal_data_key")),
+        dev_issuer=dev,
+        lock_path=_lock_path(settings.database_url),
+    )
+    stored = ledger.campaign_spec()
+    if stored is not None:
+        container.load_campaign(stored, "the ledger's stored campaign", container.clock.now())
+    elif settings.spec_path is not None:
+        text = settings.spec_path.read_text(encoding="utf-8")
+        container.load_campaign(text, str(settings.spec_path), container.clock.now())
+    return container
+
+
+def _lock_path(database_url: str) -> Path | None:
+    if database_url.startswith("sqlite:///"):
+        return Path(database_url.removeprefix("sqlite:///") + ".engine.lock")
+    return None

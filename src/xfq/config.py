@@ -1,0 +1,67 @@
+"""Settings from the environment (XFQ_*), refusing unsafe defaults outside development."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_KEY_BYTES = 32
+
+
+class IssuerSetting(BaseModel):
+    """An identity provider whose bearer tokens xfq trusts (its public key, PEM)."""
+
+    issuer: str
+    public_key_pem: str
+    audience: str = "xfq"
+
+
+class UnsafeSettings(ValueError):
+    """A production deployment was configured with something only development may use."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="XFQ_", extra="forbid")
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = "sqlite:///var/xfq/ledger.db"
+    spec_path: Path | None = None
+    till_code_key: SecretStr | None = None
+    personal_data_key: SecretStr | None = None
+    issuers: list[IssuerSetting] = []
+    dev_issuer: bool = True
+    claim_rate_per_person_per_s: float = 2.0
+    claim_burst_per_person: int = 6
+    claim_rate_per_address_per_s: float = 2000.0
+    claim_burst_per_address: int = 4000
+
+    def checked(self) -> Settings:
+        """These settings, after refusing what must never run in production."""
+        if self.environment == "development":
+            return self
+        problems = []
+        if self.dev_issuer:
+            problems.append("XFQ_DEV_ISSUER must be false: the development issuer signs anything")
+        if not self.issuers:
+            problems.append("XFQ_ISSUERS must name at least one identity provider")
+        for name, key in (
+            ("TILL_CODE_KEY", self.till_code_key),
+            ("PERSONAL_DATA_KEY", self.personal_data_key),
+        ):
+            if key is None or len(key.get_secret_value().encode()) < MIN_KEY_BYTES:
+                problems.append(f"XFQ_{name} must be set to at least {MIN_KEY_BYTES} bytes")
+        if problems:
+            raise UnsafeSettings("; ".join(problems))
+        return self
+
+    def key(self, name: Literal["till_code_key", "personal_data_key"]) -> bytes:
+        """A configured key, or in development a fresh random one for this process."""
+        value: SecretStr | None = getattr(self, name)
+        if value is None:
+            assert self.environment == "development"
+            return secrets.token_bytes(MIN_KEY_BYTES)
+        return value.get_secret_value().encode()

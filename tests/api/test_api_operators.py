@@ -1,0 +1,70 @@
+"""The operators' side: campaign import, merchant enrollment, stats; citizens are kept out."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import EXAMPLE, OPENING, Api
+
+from xfq.api.auth.tokens import Role
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_broken_campaign_file_is_refused_with_its_line_and_nothing_changes(
+    api: Api,
+) -> None:
+    text = EXAMPLE.read_text().replace("count = 23250", "count = 0", 1)
+    line = 1 + text[: text.index("count = 0")].count("\n")
+    ops = api.token("op1", Role.OPERATOR)
+    answer = await api.client.put("/v1/ops/campaign", json={"toml": text}, headers=ops)
+    assert answer.status_code == 422
+    assert any(f":{line}:" in p for p in answer.json()["problems"])
+    campaign = (await api.client.get("/v1/campaign")).json()
+    r6 = next(r for r in campaign["rounds"] if r["id"] == "r6")
+    assert sum(t["count"] for t in r6["types"]) == 126_700
+
+
+async def test_operator_routes_refuse_citizens_and_anonymous_callers(api: Api) -> None:
+    body = {"id": "shop", "name": "Shop", "category": "retail"}
+    anonymous = await api.client.post("/v1/ops/merchants", json=body)
+    assert anonymous.status_code == 401
+    citizen = await api.client.post("/v1/ops/merchants", json=body, headers=api.token("alice"))
+    assert citizen.status_code == 403
+    auditor = api.token("aud", Role.AUDITOR)
+    assert (await api.client.get("/v1/ops/merchants", headers=auditor)).status_code == 200
+    assert (
+        await api.client.post("/v1/ops/merchants", json=body, headers=auditor)
+    ).status_code == 403
+
+
+async def test_enrollment_checks_the_category_and_approval_issues_a_key(api: Api) -> None:
+    ops = api.token("op1", Role.OPERATOR)
+    bad = await api.client.post(
+        "/v1/ops/merchants", json={"id": "x", "name": "X", "category": "toys"}, headers=ops
+    )
+    assert bad.status_code == 404 and "toys" in bad.json()["detail"]
+    till = await api.enroll("shop", "retail")
+    assert till.key_id.startswith("mk_") and len(till.secret) >= 32
+    listed = (await api.client.get("/v1/ops/merchants", headers=ops)).json()
+    assert listed == [
+        {"id": "shop", "name": "shop shop", "category": "retail", "status": "enrolled"}
+    ]
+    again = await api.client.post(
+        "/v1/ops/merchants", json={"id": "shop", "name": "Shop", "category": "retail"}, headers=ops
+    )
+    assert again.status_code == 409
+
+
+async def test_stats_show_stock_and_answers_during_the_grab(api: Api) -> None:
+    api.clock.set(OPENING)
+    await api.claim("alice", "r6-home-2000-300")
+    await api.claim("alice", "r6-home-500-80", key="second")
+    stats = (await api.client.get("/v1/ops/stats", headers=api.token("op1", Role.OPERATOR))).json()
+    assert stats["remaining"]["r6-home-2000-300"] == 1_979
+    assert stats["answers_by_code"] == {"issued": 1, "limit_reached": 1}
+
+
+async def test_unknown_routes_answer_problem_json(api: Api) -> None:
+    answer = await api.client.get("/v1/nothing-here")
+    assert answer.status_code == 404
+    assert answer.headers["content-type"].startswith("application/problem+json")
