@@ -36,9 +36,7 @@ ED25519_KEY = Ed25519PrivateKey.generate()
 
 
 def _pem(private_key: PrivateKeyTypes) -> str:
-    public = private_key.public_key().public_bytes(
-        Encoding.PEM, PublicFormat.SubjectPublicKeyInfo
-    )
+    public = private_key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
     return public.decode()
 
 
@@ -315,6 +313,18 @@ def test_only_public_key_algorithms_can_be_trusted(algorithms: tuple[str, ...]) 
 def test_an_issuer_whose_key_cannot_verify_its_algorithms_is_refused() -> None:
     with pytest.raises(ValueError, match="cannot verify"):
         TokenVerifier([TrustedIssuer(CITY_IDP, CITY.public_key_pem, algorithms=("RS256",))])
+
+
+def test_an_issuer_with_a_weak_rsa_key_is_refused() -> None:
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+
+    with pytest.raises(ValueError, match="2048 bits"):
+        TokenVerifier([TrustedIssuer("old-idp", _pem(weak), algorithms=("RS256",))])
+
+
+def test_two_trusted_issuers_cannot_share_a_name() -> None:
+    with pytest.raises(ValueError, match="share one name"):
+        TokenVerifier([CITY, TrustedIssuer(CITY_IDP, _pem(Ed25519PrivateKey.generate()))])
 
 
 # --- the development issuer ----------------------------------------------------------------

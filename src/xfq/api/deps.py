@@ -44,7 +44,10 @@ def reader(request: Request, container: ContainerDep) -> Identity:
 async def merchant(request: Request, container: ContainerDep) -> str:
     """The merchant whose till signed this request."""
     body = await request.body()
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    # Exactly the bytes the till sent and signed, not a re-encoded URL.
+    raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    query: bytes = request.scope.get("query_string", b"")
+    path = (raw_path + (b"?" + query if query else b"")).decode("latin-1")
     return container.signatures.verify(
         request.headers, request.method, path, body, container.clock.now()
     )

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
-from xfq.api.auth.merchant_signature import SignatureError
+from xfq.api.auth.merchant_signature import NonceStoreFull, SignatureError
 from xfq.api.auth.tokens import AuthError
 from xfq.domain.errors import SpecError, StorageUnavailable, UnknownObject, XfqError
 
@@ -56,8 +56,12 @@ def _http(_request: Request, error: Exception) -> Response:
 
 
 def _auth(_request: Request, error: Exception) -> Response:
-    assert isinstance(error, AuthError | SignatureError)
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    assert isinstance(error, AuthError)
+    headers: dict[str, str] = {}
+    if isinstance(error, NonceStoreFull):
+        headers["Retry-After"] = str(error.retry_after_s)
+    elif error.status == 401 and not isinstance(error, SignatureError):
+        headers["WWW-Authenticate"] = "Bearer"
     return problem(error.status, error.code, "Not allowed", error.detail, headers)
 
 
@@ -83,6 +87,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(AuthError, _auth)
-    app.add_exception_handler(SignatureError, _auth)
     app.add_exception_handler(XfqError, _domain)
     app.add_exception_handler(Exception, _unexpected)

@@ -185,7 +185,9 @@ class SignatureVerifier:
                 SignatureCode.MALFORMED_NONCE, "the nonce must be 16-64 url-safe characters"
             )
         expected = sign(secret, method, path, timestamp, nonce, body)
-        if not _SIGNATURE.fullmatch(signature) or not hmac.compare_digest(signature.lower(), expected):
+        if not _SIGNATURE.fullmatch(signature) or not hmac.compare_digest(
+            signature.lower(), expected
+        ):
             raise SignatureError(
                 SignatureCode.BAD_SIGNATURE, "the request signature does not verify"
             )

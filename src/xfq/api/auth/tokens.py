@@ -26,6 +26,7 @@ DEFAULT_ALGORITHMS = ("EdDSA", "ES256", "RS256")
 DEFAULT_LEEWAY = timedelta(seconds=30)
 MAX_TOKEN_CHARS = 8192
 MAX_SUBJECT_CHARS = 128
+MIN_RSA_BITS = 2048
 _REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
 # Only public-key algorithms: an HS* entry would let anyone holding the public key sign.
 _ASYMMETRIC = frozenset(
@@ -158,6 +159,8 @@ def _prepare(issuer: TrustedIssuer) -> _Verification:
     key = load_pem_public_key(issuer.public_key_pem.encode())
     if not isinstance(key, _PUBLIC_KEY_TYPES):
         raise ValueError(f"issuer {issuer.issuer!r}: unsupported key type {type(key).__name__}")
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        raise ValueError(f"issuer {issuer.issuer!r}: RSA keys need {MIN_RSA_BITS} bits or more")
     usable = tuple(a for a in issuer.algorithms if a in _key_algorithms(key))
     if not usable:
         raise ValueError(
