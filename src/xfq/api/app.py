@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from xfq.api import citizens, dev, merchants, operators, problems
+from xfq.api import citizens, dev, merchants, openapi, operators, problems
 from xfq.api.claiming import ClaimFront, ClaimStats
 from xfq.api.ratelimit import Buckets, RateLimiter
 from xfq.bootstrap import Container
@@ -21,6 +21,7 @@ def create_app(container: Container) -> Any:
         description="Consumption-voucher campaigns: grab, wallet, checkout, refunds, operations.",
     )
     problems.install(app)
+    openapi.install(app)
     app.state.container = container
     app.state.claim_stats = stats = ClaimStats()
     app.include_router(citizens.router)

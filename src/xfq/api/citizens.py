@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from xfq.api.claiming import claim
 from xfq.api.deps import CitizenDep, ContainerDep, IdempotencyKey
 from xfq.api.schemas import (
+    PROBLEM_RESPONSES,
     CampaignOut,
     ClaimIn,
     ClaimOut,
@@ -23,7 +24,7 @@ from xfq.domain.errors import UnknownObject
 from xfq.domain.till_code import DEFAULT_TTL, issue_code
 from xfq.services.wallet import wallet
 
-router = APIRouter(prefix="/v1", tags=["citizens"])
+router = APIRouter(prefix="/v1", tags=["citizens"], responses=PROBLEM_RESPONSES)
 VoucherId = Annotated[str, Path(min_length=1, max_length=64)]
 
 

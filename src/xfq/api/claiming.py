@@ -20,6 +20,7 @@ from xfq.api.schemas import ClaimOut, voucher_out
 from xfq.bootstrap import Container
 from xfq.domain.claim import ClaimCode
 from xfq.domain.eligibility import Citizen
+from xfq.domain.errors import IdempotencyConflict, StorageUnavailable, UnknownObject
 from xfq.ports import ClaimAnswer, ClaimRequest
 
 MAX_BODY_BYTES = 4096
@@ -64,15 +65,16 @@ async def claim(
     answer = await answered
     if isinstance(answer, BaseException):
         raise answer
+    if answer.code is ClaimCode.IDEMPOTENCY_CONFLICT:
+        raise IdempotencyConflict(answer.reason)
+    if answer.code is ClaimCode.UNKNOWN_TYPE:
+        raise UnknownObject(answer.reason)
     stats.count(answer.code.value, int(now.timestamp()))
     out = ClaimOut(code=answer.code.value, reason=answer.reason, remaining=answer.remaining)
     if answer.voucher is not None:
         vtype = campaign.voucher_type(answer.voucher.type_id)[1]
         out.voucher = voucher_out(answer.voucher, vtype, campaign.tz)
-    status = {ClaimCode.ISSUED: 201, ClaimCode.UNKNOWN_TYPE: 404}.get(answer.code, 200)
-    if answer.code is ClaimCode.IDEMPOTENCY_CONFLICT:
-        status = 422
-    return status, out
+    return (201 if answer.code is ClaimCode.ISSUED else 200), out
 
 
 class ClaimFront:
@@ -117,7 +119,14 @@ class ClaimFront:
         type_id, problem = await _type_id(receive)
         if problem is not None:
             return _problem(422, "invalid_request", problem)
-        status, out = await claim(self.container, identity, type_id, key, self.stats)
+        try:
+            status, out = await claim(self.container, identity, type_id, key, self.stats)
+        except IdempotencyConflict as error:
+            return _problem(422, error.code, str(error))
+        except UnknownObject as error:
+            return _problem(404, error.code, str(error))
+        except StorageUnavailable as error:
+            return _problem(503, error.code, str(error), retry_after=1)
         return status, out.model_dump(mode="json"), []
 
 

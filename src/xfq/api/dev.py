@@ -9,13 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from xfq.api.auth.tokens import Role
 from xfq.api.deps import ContainerDep
+from xfq.api.schemas import PROBLEM_RESPONSES
 from xfq.domain.errors import UnknownObject
 
-router = APIRouter(prefix="/dev", tags=["development"])
+router = APIRouter(prefix="/dev", tags=["development"], responses=PROBLEM_RESPONSES)
 
 
 class DevLoginIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     subject: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     role: Literal["citizen", "operator", "auditor"] = "citizen"
     residency: Literal["permanent", "work", "study", "visit"] | None = "permanent"

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from xfq.api.deps import ContainerDep, IdempotencyKey, MerchantDep
 from xfq.api.schemas import (
+    PROBLEM_RESPONSES,
     OrderIn,
     QuoteIn,
     QuoteOut,
@@ -21,22 +22,21 @@ from xfq.api.schemas import (
 )
 from xfq.bootstrap import Container
 from xfq.domain.checkout import CheckoutCode, Order, Quote
-from xfq.domain.errors import UnknownObject
+from xfq.domain.errors import IdempotencyConflict, UnknownObject
 from xfq.domain.redemption import Redemption
 from xfq.domain.till_code import TillCode, read_code
 from xfq.services.checkout import RedeemRequest, quote_order, submit_redeem
 from xfq.services.refund import RefundCode, RefundRequest, submit_refund
 
-router = APIRouter(prefix="/v1/merchant", tags=["merchants"])
+router = APIRouter(prefix="/v1/merchant", tags=["merchants"], responses=PROBLEM_RESPONSES)
 RedemptionId = Annotated[str, Path(min_length=1, max_length=64)]
-_REFUSED = {CheckoutCode.NOT_FOUND: 404, CheckoutCode.IDEMPOTENCY_CONFLICT: 422}
 
 
 def _order(order: OrderIn) -> Order:
     return Order(order.list_price_fen, order.merchant_promotion_fen)
 
 
-def _read(container: Container, code: str) -> TillCode | Quote:
+def _read(container: Container, code: str) -> TillCode:
     read = read_code(container.till_key, code, container.clock.now())
     if isinstance(read, TillCode):
         return read
@@ -45,7 +45,7 @@ def _read(container: Container, code: str) -> TillCode | Quote:
         "code_forged": "this is not a code xfq issued",
         "code_malformed": "this is not an xfq voucher code",
     }
-    return Quote(CheckoutCode.NOT_FOUND, messages[read.value])
+    raise UnknownObject(messages[read.value])
 
 
 def _quote_out(q: Quote) -> QuoteOut:
@@ -78,8 +78,6 @@ async def post_quote(body: QuoteIn, merchant_id: MerchantDep, container: Contain
     """What the presented voucher takes off this order, or why it does not apply."""
     campaign, _ = container.running()
     read = _read(container, body.code)
-    if isinstance(read, Quote):
-        return _quote_out(read)
     q = quote_order(
         container.ledger.reader(),
         campaign,
@@ -96,7 +94,7 @@ async def post_quote(body: QuoteIn, merchant_id: MerchantDep, container: Contain
     "/redemptions",
     response_model=RedeemOut,
     status_code=201,
-    responses={200: {"model": RedeemOut}, 404: {"model": RedeemOut}, 422: {"model": RedeemOut}},
+    responses={200: {"model": RedeemOut}},
 )
 async def post_redemption(
     body: RedeemIn, key: IdempotencyKey, merchant_id: MerchantDep, container: ContainerDep
@@ -104,9 +102,6 @@ async def post_redemption(
     """Redeem the presented voucher on this order (核销)."""
     campaign, _ = container.running()
     read = _read(container, body.code)
-    if isinstance(read, Quote):
-        out = RedeemOut(code=read.code.value, message=read.message)
-        return JSONResponse(out.model_dump(mode="json"), 404)
     request = RedeemRequest(
         merchant_id, read.person_id, read.voucher_id, body.order_ref, _order(body.order), key
     )
@@ -114,11 +109,20 @@ async def post_redemption(
         container.ledger, campaign, container.ids, container.clock.now(), request
     )
     answer = await asyncio.wrap_future(future)
+    _raise_refusal(answer.code, answer.message)
     out = RedeemOut(code=answer.code.value, message=answer.message)
     if answer.redemption is not None:
         out.redemption = _redemption_out(answer.redemption)
-    status = 201 if answer.code is CheckoutCode.OK else _REFUSED.get(answer.code, 200)
+    status = 201 if answer.code is CheckoutCode.OK else 200
     return JSONResponse(out.model_dump(mode="json"), status)
+
+
+def _raise_refusal(code: CheckoutCode | RefundCode, message: str) -> None:
+    """Unknown objects and reused keys are problems; other outcomes are answers with a code."""
+    if code.value == "not_found":
+        raise UnknownObject(message)
+    if code.value == "idempotency_conflict":
+        raise IdempotencyConflict(message)
 
 
 @router.get(
@@ -139,7 +143,7 @@ async def get_redemption(
     "/redemptions/{redemption_id}/refunds",
     response_model=RefundOut,
     status_code=201,
-    responses={200: {"model": RefundOut}, 404: {"model": RefundOut}, 422: {"model": RefundOut}},
+    responses={200: {"model": RefundOut}},
 )
 async def post_refund(
     redemption_id: RedemptionId,

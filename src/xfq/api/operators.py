@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from xfq.api.claiming import ClaimStats
 from xfq.api.deps import ContainerDep, OperatorDep, ReaderDep
 from xfq.api.schemas import (
+    PROBLEM_RESPONSES,
     CampaignOut,
     MerchantIn,
     MerchantKeyOut,
@@ -22,7 +23,7 @@ from xfq.api.schemas import (
 from xfq.domain.errors import UnknownObject, XfqError
 from xfq.services.expiry import expire
 
-router = APIRouter(prefix="/v1/ops", tags=["operators"])
+router = APIRouter(prefix="/v1/ops", tags=["operators"], responses=PROBLEM_RESPONSES)
 MerchantId = Annotated[str, Path(min_length=1, max_length=64)]
 
 

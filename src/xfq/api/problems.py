@@ -9,10 +9,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 
 from xfq.api.auth.merchant_signature import NonceStoreFull, SignatureError
 from xfq.api.auth.tokens import AuthError
-from xfq.domain.errors import SpecError, StorageUnavailable, UnknownObject, XfqError
+from xfq.domain.errors import (
+    IdempotencyConflict,
+    SpecError,
+    StorageUnavailable,
+    UnknownObject,
+    XfqError,
+)
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -47,12 +54,24 @@ def _validation(_request: Request, error: Exception) -> Response:
     return problem(422, "invalid_request", "The request is not valid", detail, errors=fields)
 
 
-def _http(_request: Request, error: Exception) -> Response:
+def _http(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-    return problem(
-        error.status_code, code, str(error.detail), str(error.detail), dict(error.headers or {})
-    )
+    codes = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed"}
+    code = codes.get(error.status_code, "http_error")
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return problem(error.status_code, code, str(error.detail), str(error.detail), headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method routed at this path (Starlette names only the first route that matched)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 def _auth(_request: Request, error: Exception) -> Response:
@@ -71,6 +90,8 @@ def _domain(_request: Request, error: Exception) -> Response:
         return problem(
             422, error.code, "The campaign file is not valid", str(error), problems=error.problems
         )
+    if isinstance(error, IdempotencyConflict):
+        return problem(422, error.code, "Idempotency key reused", str(error))
     if isinstance(error, UnknownObject):
         return problem(404, error.code, "Not found", str(error))
     if isinstance(error, StorageUnavailable):

@@ -9,8 +9,33 @@ from pydantic import BaseModel, ConfigDict, Field
 from xfq.domain.campaign import Campaign, Round, VoucherType
 from xfq.domain.voucher import Voucher
 
-_STRICT = ConfigDict(extra="forbid")
+_STRICT = ConfigDict(extra="forbid", strict=True)
 Key = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with a stable `code`."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
+    code: {"model": Problem, "content": {"application/problem+json": {}}, "description": why}
+    for code, why in (
+        (400, "The body could not be read"),
+        (401, "No valid credentials"),
+        (403, "Not allowed for this role"),
+        (404, "Not found"),
+        (409, "Not possible now"),
+        (422, "The request is not valid"),
+        (429, "Too many requests; see Retry-After"),
+        (503, "Try again shortly"),
+    )
+}
 
 
 class VoucherTypeOut(BaseModel):

@@ -38,3 +38,9 @@ class UnknownObject(XfqError):
     """A round, voucher type, merchant or voucher id that the campaign or ledger does not know."""
 
     code = "unknown_object"
+
+
+class IdempotencyConflict(XfqError):
+    """An idempotency key was used again for a different request."""
+
+    code = "idempotency_conflict"

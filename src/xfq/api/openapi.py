@@ -1,0 +1,52 @@
+"""The published OpenAPI document: errors as problem+json, and how each audience authenticates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+    "merchantKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Xfq-Key",
+        "description": "With X-Xfq-Timestamp, X-Xfq-Nonce and X-Xfq-Signature: hex HMAC-SHA256 "
+        "of METHOD, path, timestamp, nonce and SHA-256 of the body, one per line",
+    },
+}
+_SECURITY_BY_TAG = {"citizens": "bearer", "operators": "bearer", "merchants": "merchantKey"}
+_PUBLIC = {("/v1/campaign", "get")}
+
+
+def install(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _document(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document(app: FastAPI) -> dict[str, Any]:
+    doc = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = doc.setdefault("components", {})
+    components["securitySchemes"] = _SECURITY_SCHEMES
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation.get("responses", {}).items():
+                if status.isdigit() and int(status) >= 400:
+                    response["content"] = _PROBLEM
+            tags = operation.get("tags", [])
+            scheme = next((_SECURITY_BY_TAG[t] for t in tags if t in _SECURITY_BY_TAG), None)
+            if scheme is not None and (path, method) not in _PUBLIC:
+                operation["security"] = [{scheme: []}]
+    schemas = components.get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    return doc
