@@ -647,19 +647,11 @@ def test_a_claim_the_store_cannot_record_is_an_error_and_costs_nothing(
 def test_a_stopped_engine_refuses_claims_and_retries_promptly(
     request: pytest.FixtureRequest, rig: EngineRig
 ) -> None:
-    known_bug(
-        request,
-        "embedded",
-        "EmbeddedClaimEngine.submit counts the claim and records it as in flight before "
-        "SqlLedger.append_voucher raises on a closed ledger, and never undoes either: stock and "
-        "the person's limit leak, and a retry with the same key waits for a reply that never "
-        "comes",
-    )
     engine = rig.start()
     rig.stop()
 
     with pytest.raises(XfqError):
         submit(engine, "p-1", RETAIL, "k-1").result(1.0)
     assert engine.remaining(RETAIL) == 100
-    with pytest.raises(XfqError):  # today: no answer at all (TimeoutError)
+    with pytest.raises(XfqError):
         submit(engine, "p-1", RETAIL, "k-1").result(1.0)

@@ -37,6 +37,8 @@ class _Claim:
     answer: ClaimAnswer | None = None
     first_reply: Reply | None = None
     waiting: list[Reply] = field(default_factory=list)  # repeats that came while in flight
+    voucher: Voucher | None = None
+    remaining: int = 0
 
 
 class EmbeddedClaimEngine:
@@ -55,6 +57,7 @@ class EmbeddedClaimEngine:
         self._of_category: Counter[tuple[str, str, str]] = Counter()
         self._of_round: Counter[tuple[str, str]] = Counter()
         self._claims: dict[tuple[str, str], _Claim] = {}
+        self._closed = False
         self._rebuild()
 
     def _rebuild(self) -> None:
@@ -87,24 +90,44 @@ class EmbeddedClaimEngine:
         except UnknownObject as error:
             reply(ClaimAnswer(ClaimCode.UNKNOWN_TYPE, str(error)))
             return
-        person, key = request.citizen.person_id, request.idempotency_key
         with self._lock:
-            prior = self._claims.get((person, key))
-            if prior is not None:
-                answer = self._repeat(prior, request.type_id, reply)
-                if answer is None:
-                    return  # the first claim of this key is in flight; replied with it
-            else:
-                answer = self._decide(request, rnd, vtype, now)
-            if answer is None:  # issued, not yet durable
-                voucher = self._new_voucher(rnd, vtype, person, now)
-                remaining = self._remaining[vtype.id]
-                self._claims[(person, key)] = claim = _Claim(vtype.id, first_reply=reply)
-        if answer is not None:
-            reply(answer)
+            admitted = self._admit(request, rnd, vtype, now, reply)
+        if admitted is None:
+            return  # the first claim of this key is in flight; `reply` is answered with it
+        if not isinstance(admitted, _Claim):
+            reply(admitted)
             return
-        done = functools.partial(self._settle, claim, rnd, vtype, voucher, key, remaining)
-        self._ledger.append_voucher(voucher, key, done)
+        voucher, key = admitted.voucher, request.idempotency_key
+        assert voucher is not None
+        done = functools.partial(
+            self._settle, admitted, rnd, vtype, voucher, key, admitted.remaining
+        )
+        try:
+            self._ledger.append_voucher(voucher, key, done)
+        except Exception as error:  # the writer refused it: the claim never happened
+            self._undo(admitted, rnd, vtype, voucher, key, error)
+
+    def _admit(
+        self, request: ClaimRequest, rnd: Round, vtype: VoucherType, now: datetime, reply: Reply
+    ) -> ClaimAnswer | BaseException | _Claim | None:
+        """Under the lock: an answer to give now, a new in-flight claim, or None (queued)."""
+        if self._closed:  # a successor may hold the lock file and decide: this one must not
+            return StorageUnavailable("this claim engine is closed")
+        person, key = request.citizen.person_id, request.idempotency_key
+        prior = self._claims.get((person, key))
+        if prior is not None:
+            return self._repeat(prior, request.type_id, reply)
+        answer = self._decide(request, rnd, vtype, now)
+        if answer is not None:
+            return answer
+        claim = _Claim(
+            vtype.id,
+            first_reply=reply,
+            voucher=self._new_voucher(rnd, vtype, person, now),
+            remaining=self._remaining[vtype.id],
+        )
+        self._claims[(person, key)] = claim
+        return claim
 
     def _decide(
         self, request: ClaimRequest, rnd: Round, vtype: VoucherType, now: datetime
@@ -202,6 +225,8 @@ class EmbeddedClaimEngine:
             reply(failure)
 
     def close(self) -> None:
+        with self._lock:
+            self._closed = True
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
