@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -53,7 +54,7 @@ def _cleanup() -> Iterator[None]:
 
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-def test_every_operation_answers_within_its_schema(case: schemathesis.Case) -> None:
+def test_every_operation_answers_within_its_schema(case: schemathesis.Case[Any]) -> None:
     token = OPERATOR if case.path.startswith("/v1/ops") else CITIZEN
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "fuzz-key"}
     headers.update(case.headers or {})

@@ -123,10 +123,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{field}: digits with at most two decimals, e.g. 12.50.",
     ),
     "field_missing": ("请填写{field}。", "Fill in {field}."),
-    "quote_ok": ("优惠 {discount}，顾客实付 {pays}。", "{discount} off; the customer pays {pays}."),
+    "quote_ok": (
+        "优惠 {discount} 元，顾客实付 {pays} 元。",
+        "¥{discount} off: the customer pays ¥{pays}.",
+    ),
     "quote_below_threshold": (
-        "还差 {shortfall} 才能使用{label}。",
-        "Spend {shortfall} more to use {label}.",
+        "还差 {shortfall} 元才能使用这张券。",
+        "Spend ¥{shortfall} more to use this voucher.",
     ),
     "quote_wrong_category": (
         "这张券不能在本店的券类使用。",
@@ -148,6 +151,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "This order already used a voucher: one per order.",
     ),
     "quote_not_found": ("找不到这张券。", "No such voucher."),
+    "quote_no_voucher": ("没有可用的券。", "No voucher to use."),
     "quote_idempotency_conflict": (
         "请求冲突，请重新试算。",
         "Conflicting request: quote again.",
@@ -269,6 +273,11 @@ class Translator:
     @property
     def other(self) -> Lang:
         return "en" if self.lang == "zh" else "zh"
+
+
+def known(key: str, fallback: str) -> str:
+    """`key` if there is a message for it (API codes can grow), else `fallback`."""
+    return key if key in MESSAGES else fallback
 
 
 def pick_lang(query: str | None, cookie: str | None) -> Lang:

@@ -1,7 +1,9 @@
 """One writer thread that commits queued units of work in batches: one fsync for many answers.
 
-Each unit runs inside a savepoint, so one failing unit does not undo the others of its batch.
-A unit's future resolves only after the batch's COMMIT returned: what it answers is durable.
+A unit that raises must not undo the others of its batch, nor leave half its writes behind. Units
+first run plainly (savepoints cost two more driver calls each); if one raises, the batch is
+rolled back and run again with each unit in its own savepoint. A unit's answer is given only after
+the batch's COMMIT returned: what it answers is durable.
 
 Rows that need no decision (an issued claim) are queued as `Rows` and written with one
 multi-row INSERT per table and batch: every driver call releases the GIL, and getting it back
@@ -139,16 +141,12 @@ class GroupCommitWriter:
         return batch
 
     def _commit(self, connection: Any, batch: list[tuple[Unit | Rows, Done]]) -> None:
-        outcomes: list[tuple[Done, bool, Any]] = []
         try:
-            self._control.begin(connection)
-            self._write_rows(connection, batch, outcomes)
-            tx = self._make_tx(connection)
-            cursor = connection.cursor()
-            for unit, done in batch:
-                if not isinstance(unit, Rows):
-                    outcomes.append((done, *self._run_unit(cursor, tx, unit)))
-            self._control.commit(connection)
+            outcomes = self._attempt(connection, batch, isolate=False)
+            if outcomes is None:  # a unit raised: again, each unit on its own
+                self._control.rollback(connection)
+                outcomes = self._attempt(connection, batch, isolate=True)
+                assert outcomes is not None
         except Exception as error:
             log.exception("ledger batch of %d failed", len(batch))
             self._control.rollback(connection)
@@ -159,6 +157,28 @@ class GroupCommitWriter:
                 done(ok, value)
             except Exception:  # a caller's callback must not stop the writer
                 log.exception("a ledger write callback failed")
+
+    def _attempt(
+        self, connection: Any, batch: list[tuple[Unit | Rows, Done]], isolate: bool
+    ) -> list[tuple[Done, bool, Any]] | None:
+        """Run and commit the batch; None (uncommitted) if a unit raised while not isolated."""
+        outcomes: list[tuple[Done, bool, Any]] = []
+        self._control.begin(connection)
+        self._write_rows(connection, batch, outcomes)
+        tx = self._make_tx(connection)
+        cursor = connection.cursor()
+        for unit, done in batch:
+            if isinstance(unit, Rows):
+                continue
+            if isolate:
+                outcomes.append((done, *self._run_unit(cursor, tx, unit)))
+                continue
+            try:
+                outcomes.append((done, True, unit(tx)))
+            except Exception:
+                return None
+        self._control.commit(connection)
+        return outcomes
 
     def _write_rows(
         self,

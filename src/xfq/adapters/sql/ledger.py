@@ -47,7 +47,7 @@ class SqlLedger:
         self._statements = compile_statements(self.engine.dialect)
         self._writer = GroupCommitWriter(
             connect=self.engine.raw_connection,
-            make_tx=lambda connection: SqlTx(connection, self._statements),
+            make_tx=lambda connection: SqlTx(connection, self._statements, cache=True),
             bulk_insert=functools.partial(bulk_insert, self.engine.dialect),
             control=TxControl(self.engine.dialect.name),
             max_batch=max_batch,

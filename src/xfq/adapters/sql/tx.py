@@ -79,9 +79,12 @@ def issue_event_row(voucher: Voucher, claim_key: str) -> dict[str, Any]:
 class SqlTx:
     """Implements `xfq.ports.LedgerTx`; the caller owns the transaction around it."""
 
-    def __init__(self, connection: Any, statements: Statements) -> None:
+    def __init__(self, connection: Any, statements: Statements, cache: bool = False) -> None:
         self._cursor = connection.cursor()
         self._s = statements
+        # Inside one write transaction no one else can change a merchant (SQLite has one
+        # writer; PostgreSQL's transaction sees its snapshot), so its row can be kept.
+        self._merchants: dict[str, Merchant | None] | None = {} if cache else None
 
     def _one(self, sql: str, params: dict[str, Any]) -> Row | None:
         self._cursor.execute(sql, params)
@@ -102,10 +105,17 @@ class SqlTx:
         return [_voucher(row) for row in self._cursor.fetchall()]
 
     def merchant(self, merchant_id: str) -> Merchant | None:
+        if self._merchants is not None and merchant_id in self._merchants:
+            return self._merchants[merchant_id]
         row = self._one(self._s.merchant, {"id": merchant_id})
-        if row is None:
-            return None
-        return Merchant(id=row[0], category=row[2], enrolled=row[3] == "enrolled")
+        found = (
+            None
+            if row is None
+            else Merchant(row[0], category=row[2], enrolled=row[3] == "enrolled")
+        )
+        if self._merchants is not None:
+            self._merchants[merchant_id] = found
+        return found
 
     def redemption(self, redemption_id: str) -> Redemption | None:
         row = self._one(self._s.redemption, {"id": redemption_id})

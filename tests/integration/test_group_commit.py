@@ -1,0 +1,55 @@
+"""The ledger's writer: one failing unit of work leaves no trace and spoils no other."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from xfq.adapters.sql.ledger import SqlLedger
+from xfq.domain.voucher import Voucher, VoucherState
+from xfq.ports import LedgerTx
+from xfq.spec import load_campaign
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "taiyuan-2022" / "campaign.toml"
+NOW = datetime(2022, 3, 5, 2, 0, tzinfo=UTC)
+
+
+def voucher(voucher_id: str) -> Voucher:
+    return Voucher(
+        voucher_id,
+        "r6-retail-30-6",
+        "r6",
+        "retail",
+        f"person-{voucher_id}",
+        VoucherState.ISSUED,
+        NOW,
+        NOW,
+        NOW + timedelta(days=7),
+    )
+
+
+def test_a_unit_that_fails_halfway_is_undone_and_its_batch_mates_commit(tmp_path: Path) -> None:
+    ledger = SqlLedger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.install_campaign(load_campaign(EXAMPLE), EXAMPLE.read_text(), NOW)
+    gate = threading.Event()
+    ledger.write(lambda _tx: gate.wait(10))  # holds the writer so the next three share a batch
+
+    def broken(tx: LedgerTx) -> None:
+        tx.insert_voucher(voucher("v-broken"), "k1")
+        raise RuntimeError("a bug in the middle of a unit")
+
+    first = ledger.write(lambda tx: tx.insert_voucher(voucher("v-first"), "k0"))
+    failing = ledger.write(broken)
+    last = ledger.write(lambda tx: tx.insert_voucher(voucher("v-last"), "k2"))
+    gate.set()
+
+    assert first.result(10) is None and last.result(10) is None
+    with pytest.raises(RuntimeError, match="middle of a unit"):
+        failing.result(10)
+    reader = ledger.reader()
+    assert reader.voucher("v-first") is not None and reader.voucher("v-last") is not None
+    assert reader.voucher("v-broken") is None
+    ledger.close()
