@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from xfq.adapters.clock import SystemClock
+from xfq.adapters.clock import SimulatedClock, SystemClock
 from xfq.adapters.embedded.engine import EmbeddedClaimEngine
 from xfq.adapters.ids import RandomIds
 from xfq.adapters.sql.ledger import SqlLedger
@@ -15,6 +15,7 @@ from xfq.api.auth.dev_issuer import DevIssuer
 from xfq.api.auth.merchant_signature import SignatureVerifier
 from xfq.api.auth.personal_data import PersonalDataHasher
 from xfq.api.auth.tokens import TokenVerifier, TrustedIssuer
+from xfq.api.token_cache import CachedTokenVerifier
 from xfq.config import Settings
 from xfq.domain.campaign import Campaign
 from xfq.domain.errors import XfqError
@@ -34,7 +35,7 @@ class Container:
     ledger: SqlLedger
     clock: Clock
     ids: RandomIds
-    tokens: TokenVerifier
+    tokens: CachedTokenVerifier
     signatures: SignatureVerifier
     merchant_keys: dict[str, tuple[bytes, str]]
     till_key: bytes
@@ -76,6 +77,8 @@ class Container:
 def build(settings: Settings, clock: Clock | None = None) -> Container:
     settings = settings.checked()
     ledger = SqlLedger(settings.database_url)
+    if clock is None and settings.simulated_start is not None:
+        clock = SimulatedClock(settings.simulated_start)
     dev = DevIssuer(environment=settings.environment) if settings.dev_issuer else None
     issuers = [
         TrustedIssuer(i.issuer, i.public_key_pem, audience=i.audience) for i in settings.issuers
@@ -88,7 +91,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         ledger=ledger,
         clock=clock or SystemClock(),
         ids=RandomIds(),
-        tokens=TokenVerifier(issuers),
+        tokens=CachedTokenVerifier(TokenVerifier(issuers)),
         signatures=SignatureVerifier(keys),
         merchant_keys=keys,
         till_key=settings.key("till_code_key"),

@@ -85,7 +85,7 @@ def serve(
     from xfq.bootstrap import build
     from xfq.config import Settings
 
-    settings = Settings(database_url=f"sqlite:///{ledger}", spec_path=spec)
+    settings = Settings(database_url=f"sqlite:///{ledger}", spec_path=spec)  # + XFQ_* env
     container = build(settings)
     base = f"http://{host}:{port}"
     console.print(f"xfq serves {base}  (API docs {base}/docs, OpenAPI {base}/openapi.json)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -34,6 +35,8 @@ class Settings(BaseSettings):
     personal_data_key: SecretStr | None = None
     issuers: list[IssuerSetting] = []
     dev_issuer: bool = True
+    # Development only: a clock that starts at this moment and moves only when told (the demo).
+    simulated_start: datetime | None = None
     claim_rate_per_person_per_s: float = 2.0
     claim_burst_per_person: int = 6
     claim_rate_per_address_per_s: float = 2000.0
@@ -44,6 +47,8 @@ class Settings(BaseSettings):
         if self.environment == "development":
             return self
         problems = []
+        if self.simulated_start is not None:
+            problems.append("XFQ_SIMULATED_START must not be set: production runs on real time")
         if self.dev_issuer:
             problems.append("XFQ_DEV_ISSUER must be false: the development issuer signs anything")
         if not self.issuers:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from xfq.adapters.clock import SimulatedClock
 from xfq.api.auth.tokens import Role
 from xfq.api.deps import ContainerDep
 from xfq.api.schemas import PROBLEM_RESPONSES
-from xfq.domain.errors import UnknownObject
+from xfq.domain.errors import UnknownObject, XfqError
 
 router = APIRouter(prefix="/dev", tags=["development"], responses=PROBLEM_RESPONSES)
 
@@ -25,6 +26,32 @@ class DevLoginIn(BaseModel):
 
 class DevTokenOut(BaseModel):
     token: str
+
+
+class ClockIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    now: AwareDatetime
+
+    @field_validator("now", mode="before")
+    @classmethod
+    def _text_only(cls, value: object) -> object:
+        if not isinstance(value, str):  # pydantic would read a number as Unix seconds
+            raise ValueError("an ISO 8601 date and time with its UTC offset")
+        return value
+
+
+class ClockOut(BaseModel):
+    now: AwareDatetime
+
+
+@router.put("/clock", response_model=ClockOut)
+async def set_clock(body: ClockIn, container: ContainerDep) -> ClockOut:
+    """Move a simulated clock (development only: the demo plays 2022-03-05 on it)."""
+    clock = container.clock
+    if not isinstance(clock, SimulatedClock):
+        raise XfqError("this server runs on real time; its clock cannot be set")
+    clock.set(body.now)
+    return ClockOut(now=clock.now())
 
 
 @router.post("/token", response_model=DevTokenOut)

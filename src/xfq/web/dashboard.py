@@ -106,6 +106,9 @@ def _sold_out_moments(container: Container, campaign: Campaign, ids: list[str]) 
 async def _note_sold_out(
     container: Container, campaign: Campaign, remaining: dict[str, int], live: LiveSettings
 ) -> None:
+    for type_id, n in remaining.items():
+        if n > 0:  # restocked by an updated campaign
+            live.sold_out_at.pop(type_id, None)
     gone = [t for t, n in remaining.items() if n == 0 and t not in live.sold_out_at]
     if not gone:
         return

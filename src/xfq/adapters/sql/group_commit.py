@@ -15,8 +15,8 @@ busy thread).
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -94,7 +94,11 @@ class GroupCommitWriter:
         self._bulk_insert = bulk_insert
         self._control = control
         self._max_batch = max_batch
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queued)
+        self._max_queued = max_queued
+        # A deque and an event rather than queue.Queue: its mutex, taken on every put and get,
+        # was held by a GIL-starved writer and stalled every claim behind it.
+        self._pending: deque[Any] = deque()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="xfq-group-commit", daemon=True)
         self._closed = False
         self._thread.start()
@@ -108,12 +112,17 @@ class GroupCommitWriter:
         """Queue `work`; `done` is called on the writer's thread after the batch commits."""
         if self._closed:
             raise StorageUnavailable("the ledger writer is closed")
-        self._queue.put((work, done))
+        if len(self._pending) >= self._max_queued:
+            raise StorageUnavailable("the ledger is behind; try again shortly")
+        self._pending.append((work, done))
+        if not self._wake.is_set():
+            self._wake.set()
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._queue.put(_STOP)
+            self._pending.append(_STOP)
+            self._wake.set()
             self._thread.join()
 
     def _run(self) -> None:
@@ -125,18 +134,17 @@ class GroupCommitWriter:
             connection.close()
 
     def _next_batch(self) -> list[tuple[Unit | Rows, Done]] | None:
-        first = self._queue.get()
-        if first is _STOP:
-            return None
-        batch = [first]
-        while len(batch) < self._max_batch:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
+        while not self._pending:
+            self._wake.wait()
+            self._wake.clear()  # before draining, so an append after the drain wakes us again
+        batch: list[tuple[Unit | Rows, Done]] = []
+        while self._pending and len(batch) < self._max_batch:
+            item = self._pending.popleft()
             if item is _STOP:
-                self._queue.put(_STOP)  # finish this batch, stop at the next
-                break
+                if batch:
+                    self._pending.appendleft(_STOP)  # finish this batch, stop at the next
+                    break
+                return None
             batch.append(item)
         return batch
 
