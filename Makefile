@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit clean
+.PHONY: demo test lint typecheck system-packages clean
 
 $(STAMP): pyproject.toml
 	scripts/ensure-python
@@ -24,7 +24,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck
+system-packages:
+	scripts/ensure-system-packages
+
+test: $(STAMP) system-packages lint typecheck
 	$(BIN)/pytest
 
 clean:

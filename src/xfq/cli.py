@@ -29,12 +29,29 @@ def demo(
     workdir: Annotated[Path, typer.Option(help="Where the ledger is written.")] = Path("var/demo"),
     spec: Annotated[Path | None, typer.Option(help="Campaign file.")] = None,
     round_id: Annotated[str, typer.Option("--round", help="Round to run.")] = "r6",
+    direct: Annotated[
+        bool, typer.Option("--direct", help="Call the services in process instead of over HTTP.")
+    ] = False,
+    exit_when_done: Annotated[
+        bool, typer.Option("--exit", help="Stop the server when done instead of serving on.")
+    ] = False,
 ) -> None:
-    """Run the reference round: the grab at 10:00, the week of shopping, expiry, reconciliation."""
-    from xfq.demo import EXAMPLE, run_demo
+    """Run the reference round: the grab at 10:00, the week of shopping, expiry, reconciliation.
 
-    outcome = run_demo(spec or EXAMPLE, workdir, population, merchants, seed, round_id, console)
-    if not outcome.ok:
+    By default a server is started on a free loopback port and driven over HTTP; it keeps serving
+    (dashboard URL printed) until Ctrl-C unless --exit.
+    """
+    from xfq.demo import EXAMPLE, run_demo
+    from xfq.demo_http import run_http_demo
+
+    spec_path = spec or EXAMPLE
+    if direct:
+        ok = run_demo(spec_path, workdir, population, merchants, seed, round_id, console).ok
+    else:
+        ok = run_http_demo(
+            spec_path, workdir, population, merchants, seed, round_id, not exit_when_done, console
+        ).ok
+    if not ok:
         raise typer.Exit(1)
 
 

@@ -21,6 +21,7 @@ from xfq.domain.money import format_yuan
 from xfq.services.expiry import expire
 from xfq.services.reconcile import Check, TypeFigures, reconcile
 from xfq.simulation.grab import GrabResult, run_grab
+from xfq.simulation.over_http import HttpGrabResult
 from xfq.simulation.population import make_merchants, make_population
 from xfq.simulation.week import WeekResult, run_week
 from xfq.spec import load_campaign
@@ -67,7 +68,7 @@ def run_demo(
         ledger.enroll_merchant(m.id, m.name, m.category, clock.now())
     engine = EmbeddedClaimEngine(campaign, ledger, ids, workdir / "engine.lock")
     people = make_population(rnd, population, seed)
-    with _progress(console) as progress:
+    with progress_bars(console) as progress:
         task = progress.add_task(f"grab {rnd.name} at {rnd.opens_at:%H:%M}", total=None)
         grab = run_grab(engine, clock, rnd.opens_at, people, lambda n: progress.advance(task, n))
         progress.update(task, total=progress.tasks[task].completed)
@@ -93,13 +94,13 @@ def run_demo(
     figures = gather(create_engine(sqlite_url(ledger_path)), with_ids=True)
     checks = reconcile(campaign, figures, (v.id for v in grab.issued))
     types = [t for t in figures.types if t.round_id == rnd.id]
-    _print_summary(console, f"{campaign.name} {rnd.name}", types, grab, week)
+    print_summary(console, f"{campaign.name} {rnd.name}", types, grab, week)
     print_checks(console, checks)
     console.print(f"Ledger: [bold]{ledger_path}[/] (SQLite); issued answers: {answers_path}")
     return DemoOutcome(ledger_path, answers_path, grab, week, checks)
 
 
-def _progress(console: Console) -> Progress:
+def progress_bars(console: Console) -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -109,8 +110,12 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def _print_summary(
-    console: Console, title: str, types: list[TypeFigures], grab: GrabResult, week: WeekResult
+def print_summary(
+    console: Console,
+    title: str,
+    types: list[TypeFigures],
+    grab: GrabResult | HttpGrabResult,
+    week: WeekResult,
 ) -> None:
     answers = ", ".join(f"{code} {n:,}" for code, n in grab.answers.most_common())
     console.print(f"[bold]The grab[/]: {grab.requests:,} claim requests; answers: {answers}")
@@ -131,7 +136,7 @@ def _print_summary(
     )
 
 
-def _row(t: TypeFigures, grab: GrabResult) -> list[str]:
+def _row(t: TypeFigures, grab: GrabResult | HttpGrabResult) -> list[str]:
     leverage = f"{t.order_value_fen / t.discount_fen:.2f}" if t.discount_fen else "-"
     sold_out = grab.sold_out_at.get(t.type_id)
     return [

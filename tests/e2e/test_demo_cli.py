@@ -18,7 +18,9 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_demo_runs_the_reference_round_and_every_invariant_holds(tmp_path: Path) -> None:
-    done = run("demo", "--population", "4000", "--merchants", "20", "--workdir", str(tmp_path))
+    done = run(
+        "demo", "--direct", "--population", "4000", "--merchants", "20", "--workdir", str(tmp_path)
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert "第六轮" in done.stdout
@@ -35,12 +37,10 @@ def test_demo_runs_the_reference_round_and_every_invariant_holds(tmp_path: Path)
 
 
 def test_reconcile_passes_on_the_demo_ledger_and_catches_tampering(tmp_path: Path) -> None:
-    assert (
-        run(
-            "demo", "--population", "2000", "--merchants", "10", "--workdir", str(tmp_path)
-        ).returncode
-        == 0
+    made = run(
+        "demo", "--direct", "--population", "2000", "--merchants", "10", "--workdir", str(tmp_path)
     )
+    assert made.returncode == 0, made.stdout + made.stderr
     ledger = tmp_path / "ledger.db"
     answers = tmp_path / "issued-answers.txt"
     clean = run("reconcile", str(ledger), "--answers", str(answers))
@@ -59,6 +59,20 @@ def test_reconcile_passes_on_the_demo_ledger_and_catches_tampering(tmp_path: Pat
     assert broken.returncode == 1
     assert "1 missing from the ledger" in broken.stdout
     assert "NO" in broken.stdout
+
+
+def test_demo_over_http_drives_a_real_server_and_stops_it_with_exit(tmp_path: Path) -> None:
+    done = run(
+        "demo", "--exit", "--population", "1500", "--merchants", "8", "--workdir", str(tmp_path)
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "over HTTP" in done.stdout and "http://127.0.0.1:" in done.stdout
+    assert "NO" not in done.stdout.split("Invariants")[1]
+    with sqlite3.connect(tmp_path / "ledger.db") as db:
+        merchants = db.execute("SELECT count(*) FROM merchant_keys").fetchone()[0]
+        redeemed = db.execute("SELECT count(*) FROM redemptions").fetchone()[0]
+    assert merchants == 8 * 4  # enrolled and approved through the operators' API
+    assert redeemed > 0  # tills redeemed through the merchants' API
 
 
 def test_reconcile_of_a_missing_file_says_so_without_a_traceback(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from xfq import web
 from xfq.api import citizens, dev, merchants, openapi, operators, problems
 from xfq.api.claiming import ClaimFront, ClaimStats
 from xfq.api.ratelimit import Buckets, RateLimiter
@@ -34,4 +35,5 @@ def create_app(container: Container) -> Any:
         Buckets(s.claim_rate_per_address_per_s, s.claim_burst_per_address),
     )
     app.state.limiter = limiter
+    web.install(app)
     return ClaimFront(app, container, limiter, stats)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import segno
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from xfq.api.claiming import claim
@@ -78,7 +78,10 @@ async def get_wallet(identity: CitizenDep, container: ContainerDep) -> WalletOut
     responses={404: {"description": "No such voucher in this wallet"}},
 )
 async def post_till_code(
-    voucher_id: VoucherId, identity: CitizenDep, container: ContainerDep
+    voucher_id: VoucherId,
+    identity: CitizenDep,
+    container: ContainerDep,
+    qr: Annotated[bool, Query(description="Include the QR code as SVG (costs ~10 ms)")] = True,
 ) -> TillCodeOut:
     """A short-lived signed code (and its QR) to show at the till."""
     voucher = container.ledger.reader().voucher(voucher_id)
@@ -86,5 +89,5 @@ async def post_till_code(
         raise UnknownObject("no such voucher in this wallet")
     now = container.clock.now()
     code = issue_code(container.till_key, voucher.id, identity.subject, now)
-    svg = segno.make(code, error="m").svg_inline(scale=4)
+    svg = segno.make(code, error="m").svg_inline(scale=4) if qr else None
     return TillCodeOut(code=code, expires_at=now + DEFAULT_TTL, qr_svg=svg)

@@ -106,7 +106,7 @@ class WalletOut(BaseModel):
 class TillCodeOut(BaseModel):
     code: str
     expires_at: datetime
-    qr_svg: str
+    qr_svg: str | None
 
 
 class OrderIn(BaseModel):

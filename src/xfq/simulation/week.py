@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 
 from xfq.adapters.clock import SimulatedClock
-from xfq.domain.campaign import Campaign
+from xfq.domain.campaign import Campaign, VoucherType
 from xfq.domain.checkout import CheckoutCode, Order
 from xfq.domain.voucher import Voucher
 from xfq.ports import IdSource, Ledger
@@ -33,7 +33,7 @@ class WeekResult:
 
 
 @dataclass(frozen=True)
-class _Purchase:
+class Purchase:
     voucher: Voucher
     merchant: SimMerchant
     order: Order
@@ -54,12 +54,12 @@ def run_week(
     by_category: dict[str, list[SimMerchant]] = {}
     for m in merchants:
         by_category.setdefault(m.category, []).append(m)
-    days = _days(vouchers, campaign.tz)
-    plan = [(v, _day_of_use(days, rng)) for v in vouchers]
+    days = validity_days(vouchers, campaign.tz)
+    plan = [(v, day_of_use(days, rng)) for v in vouchers]
     for day in days:
         clock.set(datetime.combine(day, time(14), tzinfo=campaign.tz))
         todays = [v for v, d in plan if d == day]
-        purchases = [_shop(campaign, v, by_category, rng, result) for v in todays]
+        purchases = [plan_purchase(campaign, v, by_category, rng, result) for v in todays]
         redeemed = _redeem_all(ledger, campaign, clock, ids, [p for p in purchases if p], result)
         clock.set(datetime.combine(day, time(19), tzinfo=campaign.tz))
         _refund_some(ledger, campaign, clock, ids, redeemed, rng, result)
@@ -67,28 +67,36 @@ def run_week(
     return result
 
 
-def _days(vouchers: list[Voucher], tz: tzinfo) -> list[date]:
+def validity_days(vouchers: list[Voucher], tz: tzinfo) -> list[date]:
     first = min(v.valid_from for v in vouchers).astimezone(tz).date()
     last = (max(v.valid_until for v in vouchers) - timedelta(microseconds=1)).astimezone(tz).date()
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def _day_of_use(days: list[date], rng: random.Random) -> date | None:
+def day_of_use(days: list[date], rng: random.Random) -> date | None:
     if rng.random() > USE_SHARE:
         return None
     weights = [3 if d.weekday() >= 5 or (d.month, d.day) == (3, 8) else 1 for d in days]
     return rng.choices(days, weights)[0]
 
 
-def _shop(
+def plan_purchase(
     campaign: Campaign,
     voucher: Voucher,
     by_category: dict[str, list[SimMerchant]],
     rng: random.Random,
     result: WeekResult,
-) -> _Purchase | None:
+) -> Purchase | None:
     vtype = campaign.voucher_type(voucher.type_id)[1]
     merchant = rng.choice(by_category[vtype.category])
+    order = plan_order(vtype, merchant, rng, result)
+    return None if order is None else Purchase(voucher, merchant, order)
+
+
+def plan_order(
+    vtype: VoucherType, merchant: SimMerchant, rng: random.Random, result: WeekResult
+) -> Order | None:
+    """A basket around the threshold, after the merchant's own promotion; None if abandoned."""
     list_fen = int(vtype.threshold_fen * rng.uniform(0.85, 2.2)) // 100 * 100
     promo_fen = list_fen * merchant.promotion_pct // 100
     if promo_fen:
@@ -98,11 +106,10 @@ def _shop(
         if rng.random() > TOP_UP_SHARE:
             return None
         result.topped_up += 1
-        list_fen += (vtype.threshold_fen - payable) * 100 // max(
-            100 - merchant.promotion_pct, 1
-        ) + 100
+        keep_pct = max(100 - merchant.promotion_pct, 1)
+        list_fen += (vtype.threshold_fen - payable) * 100 // keep_pct + 100
         promo_fen = list_fen * merchant.promotion_pct // 100
-    return _Purchase(voucher, merchant, Order(list_fen, promo_fen))
+    return Order(list_fen, promo_fen)
 
 
 def _redeem_all(
@@ -110,7 +117,7 @@ def _redeem_all(
     campaign: Campaign,
     clock: SimulatedClock,
     ids: IdSource,
-    purchases: list[_Purchase],
+    purchases: list[Purchase],
     result: WeekResult,
 ) -> list[RedeemAnswer]:
     """Quote every purchase of the day at the till, then redeem those that apply.
