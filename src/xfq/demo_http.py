@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -30,6 +31,7 @@ from xfq.simulation.week import WeekResult
 from xfq.spec import load_campaign
 
 CONNECTIONS = 64
+_PR_SET_PDEATHSIG = 1
 START_TIMEOUT_S = 60.0
 
 
@@ -81,9 +83,21 @@ def start_server(
         "--port",
         str(port),
     ]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        preexec_fn=_end_with_parent,  # noqa: PLW1509 (no threads yet)
+    )
     _wait_until_up(server, port)
     return server
+
+
+def _end_with_parent() -> None:
+    """Linux: the server gets SIGTERM if the demo dies, so no server outlives its demo."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _wait_until_up(server: subprocess.Popen[bytes], port: int) -> None:
