@@ -10,6 +10,8 @@ Every refusal is an `AuthError` with a stable `code` and the HTTP `status` to an
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -197,10 +199,20 @@ def _bearer_token(header: str | None) -> str:
 
 
 def _unverified_issuer(token: str) -> str:
-    """Only to choose which key to verify with; nothing else is read before the signature."""
+    """Only to choose which key to verify with; nothing else is read before the signature.
+
+    Read by hand rather than with a second `jwt.decode`: PyJWT's decode checks every character
+    in Python and costs ~0.1 ms, and the verifying decode that follows checks it all again.
+    """
+    parts = token.split(".")
     try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
+        if len(parts) != 3:
+            raise ValueError("not three segments")
+        segment = parts[1]
+        claims = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        if not isinstance(claims, dict):
+            raise ValueError("the payload is not an object")
+    except (ValueError, UnicodeDecodeError):
         raise TokenError(TokenCode.MALFORMED_TOKEN, "the token is not a readable JWT") from None
     issuer = claims.get("iss")
     if not isinstance(issuer, str):
