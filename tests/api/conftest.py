@@ -48,13 +48,18 @@ class Api:
         headers = {**self.token(person), "Idempotency-Key": key or f"{person}-{type_id}"}
         return await self.client.post("/v1/claims", json={"type_id": type_id}, headers=headers)
 
+    def ops(self, key: str) -> dict[str, str]:
+        return {**self.token("op1", Role.OPERATOR), "Idempotency-Key": key}
+
     async def enroll(self, merchant_id: str, category: str) -> Till:
-        ops = self.token("op1", Role.OPERATOR)
         body = {"id": merchant_id, "name": f"{merchant_id} shop", "category": category}
-        assert (
-            await self.client.post("/v1/ops/merchants", json=body, headers=ops)
-        ).status_code == 201
-        approved = await self.client.post(f"/v1/ops/merchants/{merchant_id}/approve", headers=ops)
+        made = await self.client.post(
+            "/v1/ops/merchants", json=body, headers=self.ops(f"enroll-{merchant_id}")
+        )
+        assert made.status_code == 201, made.text
+        approved = await self.client.post(
+            f"/v1/ops/merchants/{merchant_id}/approve", headers=self.ops(f"approve-{merchant_id}")
+        )
         assert approved.status_code == 200, approved.text
         key = approved.json()
         return Till(merchant_id, key["key_id"], key["secret"].encode())

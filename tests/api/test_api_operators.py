@@ -15,8 +15,7 @@ async def test_a_broken_campaign_file_is_refused_with_its_line_and_nothing_chang
 ) -> None:
     text = EXAMPLE.read_text().replace("count = 23250", "count = 0", 1)
     line = 1 + text[: text.index("count = 0")].count("\n")
-    ops = api.token("op1", Role.OPERATOR)
-    answer = await api.client.put("/v1/ops/campaign", json={"toml": text}, headers=ops)
+    answer = await api.client.put("/v1/ops/campaign", json={"toml": text}, headers=api.ops("imp-1"))
     assert answer.status_code == 422
     assert any(f":{line}:" in p for p in answer.json()["problems"])
     campaign = (await api.client.get("/v1/campaign")).json()
@@ -28,19 +27,22 @@ async def test_operator_routes_refuse_citizens_and_anonymous_callers(api: Api) -
     body = {"id": "shop", "name": "Shop", "category": "retail"}
     anonymous = await api.client.post("/v1/ops/merchants", json=body)
     assert anonymous.status_code == 401
-    citizen = await api.client.post("/v1/ops/merchants", json=body, headers=api.token("alice"))
+    as_citizen = {**api.token("alice"), "Idempotency-Key": "k"}
+    citizen = await api.client.post("/v1/ops/merchants", json=body, headers=as_citizen)
     assert citizen.status_code == 403
     auditor = api.token("aud", Role.AUDITOR)
     assert (await api.client.get("/v1/ops/merchants", headers=auditor)).status_code == 200
     assert (
-        await api.client.post("/v1/ops/merchants", json=body, headers=auditor)
+        await api.client.post(
+            "/v1/ops/merchants", json=body, headers={**auditor, "Idempotency-Key": "k"}
+        )
     ).status_code == 403
 
 
 async def test_enrollment_checks_the_category_and_approval_issues_a_key(api: Api) -> None:
     ops = api.token("op1", Role.OPERATOR)
     bad = await api.client.post(
-        "/v1/ops/merchants", json={"id": "x", "name": "X", "category": "toys"}, headers=ops
+        "/v1/ops/merchants", json={"id": "x", "name": "X", "category": "toys"}, headers=api.ops("t")
     )
     assert bad.status_code == 404 and "toys" in bad.json()["detail"]
     till = await api.enroll("shop", "retail")
@@ -50,9 +52,11 @@ async def test_enrollment_checks_the_category_and_approval_issues_a_key(api: Api
         {"id": "shop", "name": "shop shop", "category": "retail", "status": "enrolled"}
     ]
     again = await api.client.post(
-        "/v1/ops/merchants", json={"id": "shop", "name": "Shop", "category": "retail"}, headers=ops
+        "/v1/ops/merchants",
+        json={"id": "shop", "name": "Shop", "category": "retail"},
+        headers=api.ops("a-new-key"),
     )
-    assert again.status_code == 409
+    assert again.status_code == 409  # already enrolled: a new key does not enroll it twice
 
 
 async def test_stats_show_stock_and_answers_during_the_grab(api: Api) -> None:
@@ -68,3 +72,22 @@ async def test_unknown_routes_answer_problem_json(api: Api) -> None:
     answer = await api.client.get("/v1/nothing-here")
     assert answer.status_code == 404
     assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_retried_approval_shows_the_same_key_and_issues_no_second_one(api: Api) -> None:
+    body = {"id": "shop", "name": "Shop", "category": "retail"}
+    assert (
+        await api.client.post("/v1/ops/merchants", json=body, headers=api.ops("e1"))
+    ).status_code == 201
+    first = await api.client.post("/v1/ops/merchants/shop/approve", headers=api.ops("a1"))
+    again = await api.client.post("/v1/ops/merchants/shop/approve", headers=api.ops("a1"))
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json() and again.headers["idempotent-replay"] == "true"
+    assert len(api.container.merchant_keys) == 1
+    other = {"id": "shop2", "name": "Shop 2", "category": "retail"}
+    reused = await api.client.post("/v1/ops/merchants", json=other, headers=api.ops("e1"))
+    assert reused.status_code == 422 and reused.json()["code"] == "idempotency_conflict"
+    missing = await api.client.post(
+        "/v1/ops/merchants", json=other, headers=api.token("op1", Role.OPERATOR)
+    )
+    assert missing.status_code == 422 and "Idempotency-Key" in missing.json()["detail"]

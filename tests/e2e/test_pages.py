@@ -160,9 +160,11 @@ class Server:
     def enroll(self, merchant_id: str, category: str) -> Till:
         ops = self.token("op-setup", "operator")
         body = {"id": merchant_id, "name": f"{merchant_id} shop", "category": category}
-        made = self.http.post("/v1/ops/merchants", json=body, headers=ops)
+        enroll = {**ops, "Idempotency-Key": f"enroll-{merchant_id}"}
+        made = self.http.post("/v1/ops/merchants", json=body, headers=enroll)
         assert made.status_code == 201, made.text
-        approved = self.http.post(f"/v1/ops/merchants/{merchant_id}/approve", headers=ops)
+        approve = {**ops, "Idempotency-Key": f"approve-{merchant_id}"}
+        approved = self.http.post(f"/v1/ops/merchants/{merchant_id}/approve", headers=approve)
         assert approved.status_code == 200, approved.text
         return Till(approved.json()["key_id"], approved.json()["secret"])
 

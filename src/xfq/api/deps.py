@@ -9,7 +9,6 @@ from fastapi import Depends, Header, Request
 from xfq.api.auth.tokens import Identity, Role, require_role
 from xfq.bootstrap import Container
 
-
 # Every dependency is `async def`: FastAPI runs a plain `def` one in a worker thread, which cost
 # more than the dependency itself (measured ~0.1 ms a hop, and GIL contention with the writer).
 

@@ -7,10 +7,12 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 from xfq.api.claiming import ClaimStats
-from xfq.api.deps import ContainerDep, OperatorDep, ReaderDep
+from xfq.api.deps import ContainerDep, IdempotencyKey, OperatorDep, ReaderDep
+from xfq.api.idempotency import once
 from xfq.api.schemas import (
     PROBLEM_RESPONSES,
     CampaignOut,
@@ -38,46 +40,79 @@ class ExpiredOut(BaseModel):
 
 
 @router.put("/campaign", response_model=CampaignOut)
-async def put_campaign(body: SpecIn, _: OperatorDep, container: ContainerDep) -> CampaignOut:
+async def put_campaign(
+    body: SpecIn, request: Request, who: OperatorDep, key: IdempotencyKey, container: ContainerDep
+) -> Response:
     """Import (or update) the campaign from its TOML text; refused with every problem listed."""
-    container.load_campaign(body.toml, "the uploaded campaign", container.clock.now())
-    campaign, engine = container.running()
-    return campaign_out(campaign, engine.stock())
+
+    async def handle() -> CampaignOut:
+        container.load_campaign(body.toml, "the uploaded campaign", container.clock.now())
+        campaign, engine = container.running()
+        return campaign_out(campaign, engine.stock())
+
+    return await once(request, container, who.subject, key, handle)
 
 
 @router.post("/merchants", response_model=MerchantOut, status_code=201)
-async def post_merchant(body: MerchantIn, _: OperatorDep, container: ContainerDep) -> MerchantOut:
+async def post_merchant(
+    body: MerchantIn,
+    request: Request,
+    who: OperatorDep,
+    key: IdempotencyKey,
+    container: ContainerDep,
+) -> Response:
     """Enroll a merchant in a category; it can redeem once approved."""
-    container.running()[0].category(body.category)  # unknown category: 404 with the reason
-    if any(m.id == body.id for m in container.ledger.merchants()):
-        raise XfqError(f"merchant {body.id} is already enrolled")
-    container.ledger.enroll_merchant(
-        body.id, body.name, body.category, container.clock.now(), "pending"
-    )
-    return MerchantOut(id=body.id, name=body.name, category=body.category, status="pending")
+
+    async def handle() -> MerchantOut:
+        container.running()[0].category(body.category)  # unknown category: 404 with the reason
+        if any(m.id == body.id for m in container.ledger.merchants()):
+            raise XfqError(f"merchant {body.id} is already enrolled")
+        at = container.clock.now()
+        container.ledger.enroll_merchant(body.id, body.name, body.category, at, "pending")
+        return MerchantOut(id=body.id, name=body.name, category=body.category, status="pending")
+
+    return await once(request, container, who.subject, key, handle, status=201)
 
 
 @router.post("/merchants/{merchant_id}/approve", response_model=MerchantKeyOut)
 async def approve_merchant(
-    merchant_id: MerchantId, _: OperatorDep, container: ContainerDep
-) -> MerchantKeyOut:
-    """Approve a merchant and issue its till's API key (the secret is shown only here)."""
-    if not container.ledger.set_merchant_status(merchant_id, "enrolled"):
-        raise UnknownObject(f"no merchant {merchant_id}")
-    key_id, secret = f"mk_{secrets.token_urlsafe(9)}", secrets.token_urlsafe(32)
-    container.ledger.add_merchant_key(key_id, merchant_id, secret, container.clock.now())
-    container.merchant_keys[key_id] = (secret.encode(), merchant_id)
-    return MerchantKeyOut(merchant_id=merchant_id, key_id=key_id, secret=secret)
+    merchant_id: MerchantId,
+    request: Request,
+    who: OperatorDep,
+    key: IdempotencyKey,
+    container: ContainerDep,
+) -> Response:
+    """Approve a merchant and issue its till's API key (the secret is shown only here; a retry
+    with the same Idempotency-Key shows the same key rather than issuing another)."""
+
+    async def handle() -> MerchantKeyOut:
+        if not container.ledger.set_merchant_status(merchant_id, "enrolled"):
+            raise UnknownObject(f"no merchant {merchant_id}")
+        key_id, secret = f"mk_{secrets.token_urlsafe(9)}", secrets.token_urlsafe(32)
+        container.ledger.add_merchant_key(key_id, merchant_id, secret, container.clock.now())
+        container.merchant_keys[key_id] = (secret.encode(), merchant_id)
+        return MerchantKeyOut(merchant_id=merchant_id, key_id=key_id, secret=secret)
+
+    return await once(request, container, who.subject, key, handle)
 
 
 @router.post("/merchants/{merchant_id}/suspend", response_model=MerchantOut)
 async def suspend_merchant(
-    merchant_id: MerchantId, _: OperatorDep, container: ContainerDep
-) -> MerchantOut:
-    if not container.ledger.set_merchant_status(merchant_id, "suspended"):
-        raise UnknownObject(f"no merchant {merchant_id}")
-    found = next(m for m in container.ledger.merchants() if m.id == merchant_id)
-    return MerchantOut(id=found.id, name=found.name, category=found.category, status=found.status)
+    merchant_id: MerchantId,
+    request: Request,
+    who: OperatorDep,
+    key: IdempotencyKey,
+    container: ContainerDep,
+) -> Response:
+    """Stop a merchant redeeming (it can still refund earlier redemptions)."""
+
+    async def handle() -> MerchantOut:
+        if not container.ledger.set_merchant_status(merchant_id, "suspended"):
+            raise UnknownObject(f"no merchant {merchant_id}")
+        m = next(m for m in container.ledger.merchants() if m.id == merchant_id)
+        return MerchantOut(id=m.id, name=m.name, category=m.category, status=m.status)
+
+    return await once(request, container, who.subject, key, handle)
 
 
 @router.get("/merchants", response_model=list[MerchantOut])

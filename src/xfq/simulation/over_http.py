@@ -92,9 +92,12 @@ class Driver:
 
         async def one(m: SimMerchant) -> Till:
             body = {"id": m.id, "name": m.name, "category": m.category}
-            made = await self.pool.request("POST", "/v1/ops/merchants", ops, body)
+            enroll = {**ops, "Idempotency-Key": f"enroll-{m.id}"}
+            made = await self.pool.request("POST", "/v1/ops/merchants", enroll, body)
             assert made.status == 201, made.body
-            key = (await self.pool.request("POST", f"/v1/ops/merchants/{m.id}/approve", ops)).json()
+            approve = {**ops, "Idempotency-Key": f"approve-{m.id}"}
+            path = f"/v1/ops/merchants/{m.id}/approve"
+            key = (await self.pool.request("POST", path, approve)).json()
             return Till(m, key["key_id"], key["secret"].encode())
 
         return list(await asyncio.gather(*(one(m) for m in merchants)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -239,7 +240,11 @@ async def enroll(request: Request, _: SameOrigin) -> Response:
     if session is None:
         return RedirectResponse("/ops", status_code=303)
     form = await read_form(request)
-    auth = {"Authorization": f"Bearer {session[1]}", "Content-Type": "application/json"}
+    auth = {
+        "Authorization": f"Bearer {session[1]}",
+        "Content-Type": "application/json",
+        "Idempotency-Key": f"web-{secrets.token_urlsafe(12)}",
+    }
     body = {k: form.get(k, "") for k in ("id", "name", "category")}
     made = await call_api(request.app, "POST", "/v1/ops/merchants", auth, json.dumps(body).encode())
     if made.status == 201:

@@ -179,6 +179,31 @@ class SqlLedger:
         with self.engine.connect() as c:
             return {row[0]: (row[1].encode(), row[2]) for row in c.execute(query)}
 
+    def stored_answer(self, scope: str, key: str) -> tuple[str, int, str] | None:
+        """(request hash, status, body) of an earlier write with this key."""
+        t = tables.idempotent_answers
+        query = sa.select(t.c.request_sha256, t.c.status, t.c.body).where(
+            t.c.scope == scope, t.c.key == key
+        )
+        with self.engine.connect() as c:
+            row = c.execute(query).first()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def store_answer(
+        self, scope: str, key: str, request_sha256: str, status: int, body: str, at: datetime
+    ) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                tables.idempotent_answers.insert().values(
+                    scope=scope,
+                    key=key,
+                    request_sha256=request_sha256,
+                    status=status,
+                    body=body,
+                    at_us=to_us(at),
+                )
+            )
+
     def issued_claims(self) -> Iterator[tuple[str, str, str, str, str]]:
         """(voucher id, type id, person id, claim key, state) of every voucher, for a restart."""
         v = tables.vouchers

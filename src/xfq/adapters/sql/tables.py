@@ -116,3 +116,16 @@ merchant_keys = sa.Table(
     sa.Column("revoked_at_us", sa.BigInteger, nullable=True),
     sa.Index("ix_merchant_keys_merchant", "merchant_id"),
 )
+
+# Answers to writes made with an Idempotency-Key (operators' writes; claims, redemptions and
+# refunds keep their keys on their own rows). A retry gets the stored answer.
+idempotent_answers = sa.Table(
+    "idempotent_answers",
+    metadata,
+    sa.Column("scope", sa.String(128), primary_key=True),  # who, and which operation
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("request_sha256", sa.String(64), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+)
