@@ -55,6 +55,8 @@ class Container:
     def load_campaign(self, spec_text: str, source: str, at: datetime) -> Campaign:
         """Install a campaign (validated first) and restart the claim engine on it."""
         campaign = parse_campaign(spec_text, source)
+        for round_id, (opens_at, closes_at) in self.ledger.windows().items():
+            campaign = campaign.with_claim_window(round_id, opens_at, closes_at)
         with self._swap:
             if self.campaign is not None and self.campaign.id != campaign.id:
                 raise XfqError(
@@ -67,6 +69,25 @@ class Container:
             self.engine = EmbeddedClaimEngine(campaign, self.ledger, self.ids, self.lock_path)
             self.campaign = campaign
         return campaign
+
+    def move_window(self, round_id: str, action: str, operator: str) -> Campaign:
+        """Open a round now, or cancel it (no more claims from now); recorded in the ledger."""
+        campaign, engine = self.running()
+        rnd, now = campaign.round(round_id), self.clock.now()
+        if action == "open":
+            if now >= rnd.opens_at:
+                raise XfqError(f"round {round_id} opened at {rnd.opens_at.isoformat()} already")
+            opens_at, closes_at = now, rnd.claim_closes_at
+        else:
+            if now >= rnd.claim_closes_at:
+                raise XfqError(f"round {round_id} is closed for claims already")
+            opens_at, closes_at = min(rnd.opens_at, now), now
+        moved = campaign.with_claim_window(round_id, opens_at, closes_at)
+        with self._swap:
+            engine.replace_campaign(moved)
+            self.ledger.record_window(round_id, opens_at, closes_at, action, operator, now)
+            self.campaign = moved
+        return moved
 
     def close(self) -> None:
         if self.engine is not None:

@@ -30,7 +30,7 @@ from xfq.simulation.population import make_merchants, make_population
 from xfq.simulation.week import WeekResult
 from xfq.spec import load_campaign
 
-CONNECTIONS = 64
+CONNECTIONS = 256
 _PR_SET_PDEATHSIG = 1
 START_TIMEOUT_S = 60.0
 

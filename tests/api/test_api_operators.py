@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from conftest import EXAMPLE, OPENING, Api
 
+from xfq.adapters.clock import SimulatedClock
 from xfq.api.auth.tokens import Role
+from xfq.bootstrap import Container, build
 
 pytestmark = pytest.mark.anyio
 
@@ -91,3 +95,40 @@ async def test_a_retried_approval_shows_the_same_key_and_issues_no_second_one(ap
         "/v1/ops/merchants", json=other, headers=api.token("op1", Role.OPERATOR)
     )
     assert missing.status_code == 422 and "Idempotency-Key" in missing.json()["detail"]
+
+
+async def test_an_operator_can_open_a_round_early_and_cancel_it(api: Api) -> None:
+    api.clock.set(OPENING - timedelta(minutes=3))
+    assert (await api.claim("alice", "r6-retail-30-6")).json()["code"] == "not_open"
+    opened = await api.client.post("/v1/ops/rounds/r6/open", headers=api.ops("open-1"))
+    assert opened.status_code == 200, opened.text
+    assert (await api.claim("alice", "r6-retail-30-6", key="k2")).status_code == 201
+    cancelled = await api.client.post("/v1/ops/rounds/r6/cancel", headers=api.ops("cancel-1"))
+    assert cancelled.status_code == 200
+    late = await api.claim("bob", "r6-retail-30-6")
+    assert late.json()["code"] == "closed"
+    again = await api.client.post("/v1/ops/rounds/r6/cancel", headers=api.ops("cancel-2"))
+    assert again.status_code == 409 and "closed" in again.json()["detail"]
+    wallet = (await api.client.get("/v1/wallet", headers=api.token("alice"))).json()
+    assert len(wallet["vouchers"]) == 1  # what was issued stays
+    citizen = await api.client.post(
+        "/v1/ops/rounds/r6/open", headers={**api.token("alice"), "Idempotency-Key": "x"}
+    )
+    assert citizen.status_code == 403
+
+
+async def test_a_cancelled_round_stays_cancelled_after_a_restart(
+    api: Api, container: tuple[Container, SimulatedClock]
+) -> None:
+    api.clock.set(OPENING + timedelta(minutes=1))
+    assert (
+        await api.client.post("/v1/ops/rounds/r6/cancel", headers=api.ops("c"))
+    ).status_code == 200
+    built, clock = container
+    built.close()
+    restarted = build(built.settings, clock)
+    try:
+        campaign, _ = restarted.running()
+        assert campaign.round("r6").claim_closes_at == OPENING + timedelta(minutes=1)
+    finally:
+        restarted.close()

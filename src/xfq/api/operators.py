@@ -22,6 +22,7 @@ from xfq.api.schemas import (
     SpecIn,
     campaign_out,
 )
+from xfq.bootstrap import Container
 from xfq.domain.errors import UnknownObject, XfqError
 from xfq.services.expiry import expire
 
@@ -113,6 +114,48 @@ async def suspend_merchant(
         return MerchantOut(id=m.id, name=m.name, category=m.category, status=m.status)
 
     return await once(request, container, who.subject, key, handle)
+
+
+RoundId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@router.post("/rounds/{round_id}/open", response_model=CampaignOut)
+async def open_round(
+    round_id: RoundId,
+    request: Request,
+    who: OperatorDep,
+    key: IdempotencyKey,
+    container: ContainerDep,
+) -> Response:
+    """Open a round for claims now, before its planned opening."""
+    return await _move(round_id, "open", request, who.subject, key, container)
+
+
+@router.post("/rounds/{round_id}/cancel", response_model=CampaignOut)
+async def cancel_round(
+    round_id: RoundId,
+    request: Request,
+    who: OperatorDep,
+    key: IdempotencyKey,
+    container: ContainerDep,
+) -> Response:
+    """Stop claims of a round from now (vouchers already issued stay valid)."""
+    return await _move(round_id, "cancel", request, who.subject, key, container)
+
+
+async def _move(
+    round_id: str,
+    action: str,
+    request: Request,
+    operator_id: str,
+    key: str,
+    container: Container,
+) -> Response:
+    async def handle() -> CampaignOut:
+        campaign = container.move_window(round_id, action, operator_id)
+        return campaign_out(campaign, container.running()[1].stock())
+
+    return await once(request, container, operator_id, key, handle)
 
 
 @router.get("/merchants", response_model=list[MerchantOut])

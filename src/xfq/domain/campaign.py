@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from functools import cached_property
@@ -205,6 +205,20 @@ class Campaign:
             if c.id == category_id:
                 return c
         raise UnknownObject(f"no category '{category_id}' in campaign '{self.id}'")
+
+    def with_claim_window(
+        self, round_id: str, opens_at: datetime, claim_closes_at: datetime
+    ) -> Campaign:
+        """This campaign with one round's claim window moved (opened early or cancelled)."""
+        assert opens_at <= claim_closes_at, (opens_at, claim_closes_at)
+        rounds = tuple(
+            replace(r, opens_at=opens_at, claim_closes_at=claim_closes_at)
+            if r.id == round_id
+            else r
+            for r in self.rounds
+        )
+        self.round(round_id)  # unknown round: UnknownObject
+        return replace(self, rounds=rounds)
 
     def usable_window(self, type_id: str, claimed_at: datetime) -> tuple[datetime, datetime]:
         rnd, _ = self.voucher_type(type_id)

@@ -31,7 +31,7 @@ from xfq.simulation.week import (
 )
 
 NEXT_WISH_MS = 300
-TICK_MS = 100
+TICK_MS = 1000  # coarser than in process: each tick waits for its slowest answer over HTTP
 
 
 class DemoIdentityProvider(DevIssuer):

@@ -158,6 +158,25 @@ def type_rows(t: Translator, campaign: Campaign, remaining: dict[str, int]) -> l
     ]
 
 
+def round_rows(campaign: Campaign, now: datetime) -> list[dict[str, str]]:
+    def state(opens_at: datetime, closes_at: datetime) -> str:
+        return "planned" if now < opens_at else ("open" if now < closes_at else "closed")
+
+    def local(moment: datetime) -> str:
+        return moment.astimezone(campaign.tz).strftime("%Y-%m-%d %H:%M")
+
+    return [
+        {
+            "id": r.id,
+            "name": r.name,
+            "opens": local(r.opens_at),
+            "closes": local(r.claim_closes_at),
+            "state": state(r.opens_at, r.claim_closes_at),
+        }
+        for r in sorted(campaign.rounds, key=lambda r: r.opens_at, reverse=True)
+    ]
+
+
 def day_rows(t: Translator, container: Container, campaign: Campaign) -> list[DayRow]:
     first = min((r.opens_at for r in campaign.rounds), default=container.clock.now())
     offset = first.astimezone(campaign.tz).utcoffset() or timedelta(0)
@@ -194,6 +213,7 @@ async def _dashboard(
         "role": role.value,
         "numbers": numbers,
         "types": type_rows(t, campaign, numbers["remaining"]),
+        "rounds": round_rows(campaign, container.clock.now()),
         "days": await asyncio.to_thread(day_rows, t, container, campaign),
         "merchants": container.ledger.merchants(),
         "categories": [(c.id, category_name(t, campaign, c.id)) for c in campaign.categories],
@@ -254,6 +274,24 @@ async def enroll(request: Request, _: SameOrigin) -> Response:
         error = {"code": made.problem_code, "detail": str(made.body.get("detail", ""))}
         return await _dashboard(request, session[0].role, error=error)
     return await _dashboard(request, session[0].role, enrolled=made.body)
+
+
+@router.post("/ops/rounds/{round_id}/{action}")
+async def move_round(request: Request, round_id: str, action: str, _: SameOrigin) -> Response:
+    """Open a round now or stop its claims, through the operators' API."""
+    session = signed_in(request, OPERATOR_COOKIE, Role.OPERATOR)
+    if session is None or action not in ("open", "cancel"):
+        return RedirectResponse("/ops", status_code=303)
+    auth = {
+        "Authorization": f"Bearer {session[1]}",
+        "Idempotency-Key": f"web-{secrets.token_urlsafe(12)}",
+    }
+    path = f"/v1/ops/rounds/{quote(round_id, safe='')}/{action}"
+    moved = await call_api(request.app, "POST", path, auth)
+    if moved.status != 200:
+        error = {"code": moved.problem_code, "detail": str(moved.body.get("detail", ""))}
+        return await _dashboard(request, session[0].role, error=error)
+    return RedirectResponse("/ops", status_code=303)
 
 
 @router.get("/ops/events")

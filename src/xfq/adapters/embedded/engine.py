@@ -79,6 +79,15 @@ class EmbeddedClaimEngine:
         with self._lock:
             return self._remaining[type_id]
 
+    def replace_campaign(self, campaign: Campaign) -> None:
+        """Decide from now on by `campaign`: the same voucher types, other claim windows."""
+        same = {t.id: t.count for r in campaign.rounds for t in r.types}
+        with self._lock:
+            known = {t.id: t.count for r in self._campaign.rounds for t in r.types}
+            if same != known:
+                raise XfqError("a running engine can change claim windows, not voucher types")
+            self._campaign = campaign
+
     def stock(self) -> dict[str, int]:
         """Remaining count of every voucher type, as one consistent snapshot."""
         with self._lock:

@@ -18,7 +18,7 @@ from xfq.adapters.sql import tables
 from xfq.adapters.sql.group_commit import Done, GroupCommitWriter, Rows, TxControl
 from xfq.adapters.sql.schema import create_engine, migrate
 from xfq.adapters.sql.statements import bulk_insert, compile_statements
-from xfq.adapters.sql.times import to_us
+from xfq.adapters.sql.times import from_us, to_us
 from xfq.adapters.sql.tx import SqlTx, issue_event_row, voucher_row
 from xfq.domain.campaign import Campaign
 from xfq.domain.voucher import Voucher
@@ -203,6 +203,34 @@ class SqlLedger:
                     at_us=to_us(at),
                 )
             )
+
+    def record_window(
+        self,
+        round_id: str,
+        opens_at: datetime,
+        closes_at: datetime,
+        action: str,
+        operator: str,
+        at: datetime,
+    ) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                tables.round_windows.insert().values(
+                    round_id=round_id,
+                    opens_at_us=to_us(opens_at),
+                    claim_closes_at_us=to_us(closes_at),
+                    action=action,
+                    operator=operator,
+                    at_us=to_us(at),
+                )
+            )
+
+    def windows(self) -> dict[str, tuple[datetime, datetime]]:
+        """The latest operator-set claim window of each round that has one."""
+        w = tables.round_windows
+        query = sa.select(w.c.round_id, w.c.opens_at_us, w.c.claim_closes_at_us).order_by(w.c.seq)
+        with self.engine.connect() as c:
+            return {row[0]: (from_us(row[1]), from_us(row[2])) for row in c.execute(query)}
 
     def issued_claims(self) -> Iterator[tuple[str, str, str, str, str]]:
         """(voucher id, type id, person id, claim key, state) of every voucher, for a restart."""

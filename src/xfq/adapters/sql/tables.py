@@ -129,3 +129,16 @@ idempotent_answers = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("at_us", sa.BigInteger, nullable=False),
 )
+
+# Operators' changes to a round's claim window (opened early, cancelled); the latest one counts.
+round_windows = sa.Table(
+    "round_windows",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("round_id", sa.String(64), nullable=False),
+    sa.Column("opens_at_us", sa.BigInteger, nullable=False),
+    sa.Column("claim_closes_at_us", sa.BigInteger, nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("operator", sa.String(64), nullable=False),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+)
