@@ -6,7 +6,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from xfq.domain.checkout import Merchant
 from xfq.domain.claim import ClaimCode
@@ -114,6 +114,11 @@ class LedgerTx(LedgerReader, Protocol):
 class Ledger(Protocol):
     def write(self, unit: Callable[[LedgerTx], T]) -> Future[T]:
         """Run `unit` in a write transaction; the future resolves once it is durable."""
+        ...
+
+    def send(self, unit: Callable[[LedgerTx], T], done: Callable[[bool, Any], None]) -> None:
+        """Like `write`, answering `done(ok, result or error)` on the writer's thread instead:
+        no future (and its lock) per write when many are in flight."""
         ...
 
     def reader(self) -> LedgerReader: ...

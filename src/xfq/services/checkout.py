@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,6 +61,13 @@ def submit_redeem(
     ledger: Ledger, campaign: Campaign, ids: IdSource, now: datetime, request: RedeemRequest
 ) -> Future[RedeemAnswer]:
     """Redeem inside one ledger transaction, so two tills cannot both use one voucher."""
+    return ledger.write(redeem_unit(campaign, ids, now, request))
+
+
+def redeem_unit(
+    campaign: Campaign, ids: IdSource, now: datetime, request: RedeemRequest
+) -> Callable[[LedgerTx], RedeemAnswer]:
+    """The redemption as a unit of work for the ledger's writer (see `Ledger.send`)."""
 
     def unit(tx: LedgerTx) -> RedeemAnswer:
         prior = tx.redemption_by_key(request.merchant_id, request.idempotency_key)
@@ -90,7 +98,7 @@ def submit_redeem(
         tx.insert_redemption(redemption)
         return RedeemAnswer(CheckoutCode.OK, q.message, redemption)
 
-    return ledger.write(unit)
+    return unit
 
 
 def _check(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from xfq.domain.campaign import Round
+from xfq.domain.campaign import Round, VoucherType
 from xfq.domain.eligibility import Citizen, Residency
 
 # Shares of who tries: mostly residents; a few without a known residency or outside the city.
@@ -40,38 +40,49 @@ class SimMerchant:
 def make_population(rnd: Round, size: int, seed: int) -> list[SimCitizen]:
     rng = random.Random(seed)
     kinds = list(_RESIDENCY_WEIGHTS)
-    weights = list(_RESIDENCY_WEIGHTS.values())
-    people = []
-    for i in range(size):
-        residency = rng.choices(kinds, weights)[0]
-        citizen = Citizen(f"p{i:07d}", residency, in_city=rng.random() > 0.01)
-        people.append(
-            SimCitizen(
-                citizen=citizen,
-                wishes=_wishes(rnd, rng),
-                arrival_ms=int(rng.expovariate(1 / 4000)),  # most within seconds of 10:00
-                double_tap=rng.random() < 0.05,
-                spammer=rng.random() < 0.01,
-            )
+    residencies = rng.choices(kinds, list(_RESIDENCY_WEIGHTS.values()), k=size)
+    wishes = _Wishes(rnd)
+    return [
+        SimCitizen(
+            citizen=Citizen(f"p{i:07d}", residencies[i], in_city=rng.random() > 0.01),
+            wishes=wishes.draw(rng),
+            arrival_ms=int(rng.expovariate(1 / 4000)),  # most within seconds of 10:00
+            double_tap=rng.random() < 0.05,
+            spammer=rng.random() < 0.01,
         )
-    return people
+        for i in range(size)
+    ]
 
 
-def _wishes(rnd: Round, rng: random.Random) -> tuple[str, ...]:
+def _ids(types: list[VoucherType]) -> tuple[str, ...]:
+    return tuple(t.id for t in types)
+
+
+class _Wishes:
     """One or two categories a person wants, and in each the types by preference."""
-    categories = sorted({t.category for t in rnd.types})
-    appeal = [_CATEGORY_APPEAL.get(c, 0.3) for c in categories]
-    wanted: list[str] = []
-    for _ in range(rng.choice((1, 1, 2))):
-        category = rng.choices(categories, appeal)[0]
-        if category not in wanted:
-            wanted.append(category)
-    wishes: list[str] = []
-    for category in wanted:
-        types = [t for t in rnd.types if t.category == category]
-        types.sort(key=lambda t: -t.discount_fen if rng.random() < 0.6 else t.threshold_fen)
-        wishes.extend(t.id for t in types)
-    return tuple(wishes)
+
+    def __init__(self, rnd: Round) -> None:
+        self.categories = sorted({t.category for t in rnd.types})
+        self.appeal = [_CATEGORY_APPEAL.get(c, 0.3) for c in self.categories]
+        types = {c: [t for t in rnd.types if t.category == c] for c in self.categories}
+        # Most people go for the biggest discount first; some for the easiest threshold.
+        self.bold = {
+            c: tuple(t.id for t in sorted(ts, key=lambda t: -t.discount_fen))
+            for c, ts in types.items()
+        }
+        self.modest = {
+            c: tuple(t.id for t in sorted(ts, key=lambda t: t.threshold_fen))
+            for c, ts in types.items()
+        }
+
+    def draw(self, rng: random.Random) -> tuple[str, ...]:
+        wanted = rng.choices(self.categories, self.appeal, k=rng.choice((1, 1, 2)))
+        if len(wanted) == 2 and wanted[0] == wanted[1]:
+            wanted.pop()
+        wishes: tuple[str, ...] = ()
+        for category in wanted:
+            wishes += (self.bold if rng.random() < 0.6 else self.modest)[category]
+        return wishes
 
 
 def make_merchants(categories: list[str], per_category: int, seed: int) -> list[SimMerchant]:

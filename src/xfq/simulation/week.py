@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, wait
@@ -14,7 +15,7 @@ from xfq.domain.campaign import Campaign, VoucherType
 from xfq.domain.checkout import CheckoutCode, Order
 from xfq.domain.voucher import Voucher
 from xfq.ports import IdSource, Ledger
-from xfq.services.checkout import RedeemAnswer, RedeemRequest, quote_order, submit_redeem
+from xfq.services.checkout import RedeemAnswer, RedeemRequest, redeem_unit
 from xfq.services.refund import RefundAnswer, RefundRequest, submit_refund
 from xfq.simulation.population import SimMerchant
 
@@ -120,31 +121,35 @@ def _redeem_all(
     purchases: list[Purchase],
     result: WeekResult,
 ) -> list[RedeemAnswer]:
-    """Quote every purchase of the day at the till, then redeem those that apply.
-
-    Quotes first, redemptions after: reads on this thread while the ledger's writer is busy
-    would fight it for the GIL (see `xfq.adapters.sql.group_commit`).
-    """
-    reader, now = ledger.reader(), clock.now()
-    requests = []
-    for p in purchases:
-        quote = quote_order(reader, campaign, now, p.merchant.id, p.voucher.person_id, p.order)
-        if quote.code is not CheckoutCode.OK:
-            result.redeem_answers[quote.code.value] += 1
-            continue
-        requests.append(
-            RedeemRequest(
-                merchant_id=p.merchant.id,
-                person_id=p.voucher.person_id,
-                voucher_id=quote.voucher_id or p.voucher.id,
-                order_ref=ids.new_id("o"),
-                order=p.order,
-                idempotency_key=ids.new_id("k"),
-            )
+    """Every till redeems the voucher its customer shows; the redemption quotes as it goes."""
+    now = clock.now()
+    requests = [
+        RedeemRequest(
+            merchant_id=p.merchant.id,
+            person_id=p.voucher.person_id,
+            voucher_id=p.voucher.id,
+            order_ref=ids.new_id("o"),
+            order=p.order,
+            idempotency_key=ids.new_id("k"),
         )
-    futures = [submit_redeem(ledger, campaign, ids, now, r) for r in requests]
-    wait(futures)
-    answers = [f.result() for f in futures]
+        for p in purchases
+    ]
+    outcomes: list[tuple[bool, object]] = []
+    all_in = threading.Event()
+
+    def done(ok: bool, value: object) -> None:
+        outcomes.append((ok, value))  # list.append is atomic
+        if len(outcomes) == len(requests):
+            all_in.set()
+
+    for r in requests:
+        ledger.send(redeem_unit(campaign, ids, now, r), done)
+    if requests:
+        all_in.wait()
+    failures = [value for ok, value in outcomes if not ok]
+    if failures:
+        raise RuntimeError(f"{len(failures)} redemptions failed, first: {failures[0]}")
+    answers = [value for _, value in outcomes if isinstance(value, RedeemAnswer)]
     result.redeem_answers.update(a.code.value for a in answers)
     return [a for a in answers if a.code is CheckoutCode.OK]
 

@@ -6,21 +6,14 @@ import sqlalchemy as sa
 
 from xfq.services.reconcile import LedgerFigures, TypeFigures
 
-_TYPE_FIGURES = """
-SELECT t.id, t.round_id, t.count,
-  (SELECT count(*) FROM vouchers v WHERE v.type_id = t.id),
-  (SELECT count(*) FROM vouchers v WHERE v.type_id = t.id AND v.state = 'issued'),
-  (SELECT count(*) FROM vouchers v WHERE v.type_id = t.id AND v.state = 'redeemed'),
-  (SELECT count(*) FROM vouchers v WHERE v.type_id = t.id AND v.state = 'expired'),
-  (SELECT count(*) FROM redemptions r JOIN vouchers v ON v.id = r.voucher_id
-     WHERE v.type_id = t.id AND r.state = 'posted'),
-  (SELECT coalesce(sum(r.discount_fen), 0) FROM redemptions r JOIN vouchers v
-     ON v.id = r.voucher_id WHERE v.type_id = t.id AND r.state = 'posted'),
-  (SELECT coalesce(sum(r.threshold_base_fen), 0) FROM redemptions r JOIN vouchers v
-     ON v.id = r.voucher_id WHERE v.type_id = t.id AND r.state = 'posted'),
-  (SELECT count(*) FROM redemptions r JOIN vouchers v ON v.id = r.voucher_id
-     WHERE v.type_id = t.id AND r.state = 'reversed')
-FROM voucher_types t ORDER BY t.round_id, t.id
+# Two passes over the big tables, grouped, rather than a correlated count per type and column.
+_TYPES = "SELECT id, round_id, count FROM voucher_types ORDER BY round_id, id"
+_VOUCHERS_BY_STATE = "SELECT type_id, state, count(*) FROM vouchers GROUP BY type_id, state"
+_REDEMPTIONS_BY_STATE = """
+SELECT v.type_id, r.state, count(*), coalesce(sum(r.discount_fen), 0),
+       coalesce(sum(r.threshold_base_fen), 0)
+FROM redemptions r JOIN vouchers v ON v.id = r.voucher_id
+GROUP BY v.type_id, r.state
 """
 
 _PERSON_TYPE = """SELECT person_id, type_id, count(*) FROM vouchers
@@ -61,7 +54,7 @@ _UNEVENTED = """SELECT count(*) FROM vouchers v WHERE NOT EXISTS
 def gather(engine: sa.Engine, with_ids: bool = False) -> LedgerFigures:
     with engine.connect() as c:
         q = c.exec_driver_sql
-        types = [TypeFigures(*row) for row in q(_TYPE_FIGURES)]
+        types = _type_figures(c)
         bad = [int(x or 0) for x in q(_BAD_REDEMPTIONS).one()]
         ids = frozenset(q("SELECT id FROM vouchers").scalars()) if with_ids else frozenset()
         return LedgerFigures(
@@ -89,3 +82,36 @@ def _unique_keys(connection: sa.Connection) -> frozenset[str]:
         for table in ("vouchers", "redemptions", "refunds")
         for u in inspector.get_unique_constraints(table)
     )
+
+
+def _type_figures(c: sa.Connection) -> list[TypeFigures]:
+    states: dict[tuple[str, str], int] = {}
+    for type_id, state, n in c.exec_driver_sql(_VOUCHERS_BY_STATE):
+        states[(type_id, state)] = int(n)
+    posted: dict[str, tuple[int, int, int]] = {}
+    reversed_: dict[str, int] = {}
+    for type_id, state, n, discount_fen, base_fen in c.exec_driver_sql(_REDEMPTIONS_BY_STATE):
+        if state == "posted":
+            posted[type_id] = (int(n), int(discount_fen), int(base_fen))
+        else:
+            reversed_[type_id] = reversed_.get(type_id, 0) + int(n)
+    figures = []
+    for type_id, round_id, count in c.exec_driver_sql(_TYPES):
+        by_state = {s: states.get((type_id, s), 0) for s in ("issued", "redeemed", "expired")}
+        n_posted, discount_fen, base_fen = posted.get(type_id, (0, 0, 0))
+        figures.append(
+            TypeFigures(
+                type_id=type_id,
+                round_id=round_id,
+                count=int(count),
+                issued=sum(n for (t, _), n in states.items() if t == type_id),
+                available=by_state["issued"],
+                redeemed=by_state["redeemed"],
+                expired=by_state["expired"],
+                posted_redemptions=n_posted,
+                discount_fen=discount_fen,
+                order_value_fen=base_fen,
+                reversed_redemptions=reversed_.get(type_id, 0),
+            )
+        )
+    return figures

@@ -59,6 +59,9 @@ class SqlLedger:
     def write(self, unit: Callable[[LedgerTx], T]) -> Future[T]:
         return self._writer.submit(unit)
 
+    def send(self, unit: Callable[[LedgerTx], T], done: Done) -> None:
+        self._writer.enqueue(unit, done)
+
     def append_voucher(self, voucher: Voucher, claim_key: str, done: Done) -> None:
         """Record an issued voucher and its `issue` event; `done` is called once durable."""
         self._writer.enqueue(
