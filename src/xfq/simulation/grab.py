@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -53,6 +53,14 @@ class _Replies:
             self._all_in.wait()
 
 
+@dataclass
+class _Tick:
+    start_ms: int
+    batch: list[_Attempt]
+    replies: _Replies
+    sent: int
+
+
 def run_grab(
     engine: ClaimEngine,
     clock: SimulatedClock,
@@ -60,23 +68,34 @@ def run_grab(
     people: list[SimCitizen],
     progress: Callable[[int], None] = lambda _n: None,
 ) -> GrabResult:
-    """Each person sends their first wish on arrival and their next one after an answer."""
+    """Each person sends their first wish on arrival and their next one after an answer.
+
+    Ticks overlap: a tick is sent while earlier ones wait for their commit, as long as it ends
+    before the first follow-up an earlier tick can cause (NEXT_WISH_MS after its start).
+    """
     result = GrabResult()
     seen: set[str] = set()
     queue: list[_Attempt] = [(p.arrival_ms, i, 0) for i, p in enumerate(people)]
     heapq.heapify(queue)
-    while queue:
-        tick_end = (queue[0][0] // TICK_MS + 1) * TICK_MS
-        clock.set(opens_at + timedelta(milliseconds=queue[0][0]))
+    pending: deque[_Tick] = deque()
+    while queue or pending:
+        tick_end = (queue[0][0] // TICK_MS + 1) * TICK_MS if queue else None
+        if pending and (tick_end is None or tick_end > pending[0].start_ms + NEXT_WISH_MS):
+            tick = pending.popleft()
+            tick.replies.wait(tick.sent)
+            _record(tick, people, opens_at, queue, result, seen)
+            progress(len(tick.batch))
+            continue
+        assert tick_end is not None
+        start_ms = queue[0][0]
+        clock.set(opens_at + timedelta(milliseconds=start_ms))
         batch = []
         while queue and queue[0][0] < tick_end:
             batch.append(heapq.heappop(queue))
         replies = _Replies()
         sent = sum(_send(engine, clock, people, a, slot, replies) for slot, a in enumerate(batch))
-        replies.wait(sent)
         result.requests += sent
-        _record(replies, batch, people, clock, queue, result, seen)
-        progress(len(batch))
+        pending.append(_Tick(start_ms, batch, replies, sent))
     return result
 
 
@@ -104,19 +123,19 @@ def _send(
 
 
 def _record(
-    replies: _Replies,
-    batch: list[_Attempt],
+    tick: _Tick,
     people: list[SimCitizen],
-    clock: SimulatedClock,
+    opens_at: datetime,
     queue: list[_Attempt],
     result: GrabResult,
     seen: set[str],
 ) -> None:
     moved: set[int] = set()
-    for slot, answer in replies.answers:
+    at = opens_at + timedelta(milliseconds=tick.start_ms)
+    for slot, answer in tick.replies.answers:
         if isinstance(answer, BaseException):
             raise answer
-        at_ms, person_index, wish = batch[slot]
+        at_ms, person_index, wish = tick.batch[slot]
         person = people[person_index]
         result.answers[answer.code.value] += 1
         voucher = answer.voucher
@@ -124,7 +143,7 @@ def _record(
             seen.add(voucher.id)  # a double tap is answered with the same voucher
             result.issued.append(voucher)
         elif answer.code is ClaimCode.SOLD_OUT:
-            result.sold_out_at.setdefault(person.wishes[wish], clock.now())
+            result.sold_out_at.setdefault(person.wishes[wish], at)
         if slot not in moved and answer.code is not ClaimCode.NOT_ELIGIBLE:
             moved.add(slot)
             if wish + 1 < len(person.wishes):
