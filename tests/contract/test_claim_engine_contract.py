@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+import spec_text
 from xfq.adapters.clock import SimulatedClock
 from xfq.adapters.embedded.engine import EmbeddedClaimEngine
 from xfq.adapters.ids import RandomIds
@@ -38,117 +39,25 @@ TZ = ZoneInfo("Asia/Shanghai")
 
 # Round r1 opens Saturday 2022-03-05 10:00 in Taiyuan; its vouchers are usable for 7 calendar
 # days counting the opening day, so through Friday 2022-03-11. Round r2 follows a week later.
-SPEC_TEXT = """
-[campaign]
-id = "contract"
-name = "Claim engine contract"
-city = "Taiyuan"
-timezone = "Asia/Shanghai"
-
-[[categories]]
-id = "retail"
-name = "零售通用"
-name_en = "Retail, general"
-
-[[categories]]
-id = "home"
-name = "家电家居"
-name_en = "Home appliances & furnishing"
-
-[[categories]]
-id = "online"
-name = "线上通用"
-name_en = "Online, general"
-
-[checkout]
-threshold_base = "after_merchant_promotion"
-one_voucher_per_order = true
-
-[refunds]
-full_refund_restores = true
-partial = "keep_if_threshold_met"
-
-[rollover]
-enabled = false
-sources = []
-
-[[rounds]]
-id = "r1"
-number = 1
-name = "Round one"
-opens_at = 2022-03-05T10:00:00
-claim_closes_at = 2022-03-12T00:00:00
-issuance = "grab"
-validity = { kind = "calendar_days", days = 7 }
-
-[rounds.limits]
-per_type = 1
-per_category = 2
-per_round = 3
-
-[rounds.eligibility]
-residencies = ["permanent", "work", "study"]
-require_in_city = true
-
-[[rounds.types]]
-id = "r1-retail-180-40"
-category = "retail"
-threshold_yuan = 180
-discount_yuan = 40
-count = 3
-
-[[rounds.types]]
-id = "r1-retail-30-6"
-category = "retail"
-threshold_yuan = 30
-discount_yuan = 6
-count = 100
-per_person = 2
-
-[[rounds.types]]
-id = "r1-retail-100-20"
-category = "retail"
-threshold_yuan = 100
-discount_yuan = 20
-count = 100
-
-[[rounds.types]]
-id = "r1-home-500-80"
-category = "home"
-threshold_yuan = 500
-discount_yuan = 80
-count = 100
-
-[[rounds.types]]
-id = "r1-online-30-6"
-category = "online"
-threshold_yuan = 30
-discount_yuan = 6
-count = 100
-
-[[rounds]]
-id = "r2"
-number = 2
-name = "Round two"
-opens_at = 2022-03-12T10:00:00
-claim_closes_at = 2022-03-19T00:00:00
-issuance = "grab"
-validity = { kind = "calendar_days", days = 7 }
-
-[rounds.limits]
-per_type = 1
-
-[rounds.eligibility]
-residencies = ["permanent", "work", "study"]
-require_in_city = true
-
-[[rounds.types]]
-id = "r2-online-30-6"
-category = "online"
-threshold_yuan = 30
-discount_yuan = 6
-count = 100
-"""
+SPEC_TEXT = (
+    spec_text.campaign("contract", "Claim engine contract", ("retail", "home", "online"))
+    + spec_text.round_(residencies=("permanent", "work", "study"))
+    + spec_text.voucher_type("r1-retail-180-40", 180, 40, 3)
+    + spec_text.voucher_type("r1-retail-30-6", 30, 6, 100, per_person=2)
+    + spec_text.voucher_type("r1-retail-100-20", 100, 20, 100)
+    + spec_text.voucher_type("r1-home-500-80", 500, 80, 100)
+    + spec_text.voucher_type("r1-online-30-6", 30, 6, 100)
+    + spec_text.round_(
+        "r2",
+        2,
+        "2022-03-12T10:00:00",
+        "2022-03-19T00:00:00",
+        limits="per_type = 1",
+        residencies=("permanent", "work", "study"),
+        name="Round two",
+    )
+    + spec_text.voucher_type("r2-online-30-6", 30, 6, 100)
+)
 
 CAMPAIGN = parse_campaign(SPEC_TEXT, "contract-campaign.toml")
 SCARCE = "r1-retail-180-40"  # count 3

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import spec_text
 from xfq.adapters.clock import SimulatedClock
 from xfq.adapters.embedded.engine import EmbeddedClaimEngine
 from xfq.adapters.ids import RandomIds
@@ -35,74 +36,13 @@ WAIT_FOR_ANSWERS_S = 20.0
 ANSWER_TIMEOUT_S = 10.0
 PEOPLE = 400
 
-SPEC_TEXT = """
-[campaign]
-id = "crash-recovery"
-name = "Crash recovery"
-city = "Taiyuan"
-timezone = "Asia/Shanghai"
-
-[[categories]]
-id = "retail"
-name = "零售通用"
-name_en = "Retail, general"
-
-[[categories]]
-id = "home"
-name = "家电家居"
-name_en = "Home appliances & furnishing"
-
-[checkout]
-threshold_base = "after_merchant_promotion"
-one_voucher_per_order = true
-
-[refunds]
-full_refund_restores = true
-partial = "keep_if_threshold_met"
-
-[rollover]
-enabled = false
-sources = []
-
-[[rounds]]
-id = "r1"
-number = 1
-name = "Round one"
-opens_at = 2022-03-05T10:00:00
-claim_closes_at = 2022-03-12T00:00:00
-issuance = "grab"
-validity = { kind = "calendar_days", days = 7 }
-
-[rounds.limits]
-per_type = 1
-per_category = 2
-per_round = 3
-
-[rounds.eligibility]
-residencies = ["permanent", "work", "study", "visit"]
-require_in_city = true
-
-[[rounds.types]]
-id = "r1-retail-180-40"
-category = "retail"
-threshold_yuan = 180
-discount_yuan = 40
-count = 150
-
-[[rounds.types]]
-id = "r1-retail-30-6"
-category = "retail"
-threshold_yuan = 30
-discount_yuan = 6
-count = 150
-
-[[rounds.types]]
-id = "r1-home-500-80"
-category = "home"
-threshold_yuan = 500
-discount_yuan = 80
-count = 100
-"""
+SPEC_TEXT = (
+    spec_text.campaign("crash-recovery", "Crash recovery")
+    + spec_text.round_()
+    + spec_text.voucher_type("r1-retail-180-40", 180, 40, 150)
+    + spec_text.voucher_type("r1-retail-30-6", 30, 6, 150)
+    + spec_text.voucher_type("r1-home-500-80", 500, 80, 100)
+)
 
 CAMPAIGN = parse_campaign(SPEC_TEXT, "crash-recovery.toml")
 R1 = CAMPAIGN.round("r1")

@@ -27,6 +27,7 @@ from typing import Protocol
 
 import pytest
 
+import spec_text
 from xfq.adapters.clock import SimulatedClock
 from xfq.adapters.embedded.engine import EmbeddedClaimEngine
 from xfq.adapters.ids import RandomIds
@@ -41,82 +42,14 @@ from xfq.spec import parse_campaign
 ANSWER_TIMEOUT_S = 30.0
 CHILD_TIMEOUT_S = 60.0
 
-SPEC_TEXT = """
-[campaign]
-id = "grab-concurrency"
-name = "Grab under contention"
-city = "Taiyuan"
-timezone = "Asia/Shanghai"
-
-[[categories]]
-id = "retail"
-name = "零售通用"
-name_en = "Retail, general"
-
-[[categories]]
-id = "home"
-name = "家电家居"
-name_en = "Home appliances & furnishing"
-
-[checkout]
-threshold_base = "after_merchant_promotion"
-one_voucher_per_order = true
-
-[refunds]
-full_refund_restores = true
-partial = "keep_if_threshold_met"
-
-[rollover]
-enabled = false
-sources = []
-
-[[rounds]]
-id = "r1"
-number = 1
-name = "Round one"
-opens_at = 2022-03-05T10:00:00
-claim_closes_at = 2022-03-12T00:00:00
-issuance = "grab"
-validity = { kind = "calendar_days", days = 7 }
-
-[rounds.limits]
-per_type = 1
-per_category = 2
-per_round = 3
-
-[rounds.eligibility]
-residencies = ["permanent", "work", "study", "visit"]
-require_in_city = true
-
-[[rounds.types]]
-id = "r1-retail-180-40"
-category = "retail"
-threshold_yuan = 180
-discount_yuan = 40
-count = 50
-
-[[rounds.types]]
-id = "r1-retail-30-6"
-category = "retail"
-threshold_yuan = 30
-discount_yuan = 6
-count = 1000
-per_person = 3
-
-[[rounds.types]]
-id = "r1-retail-100-20"
-category = "retail"
-threshold_yuan = 100
-discount_yuan = 20
-count = 1000
-
-[[rounds.types]]
-id = "r1-home-500-80"
-category = "home"
-threshold_yuan = 500
-discount_yuan = 80
-count = 40
-"""
+SPEC_TEXT = (
+    spec_text.campaign("grab-concurrency", "Grab under contention")
+    + spec_text.round_()
+    + spec_text.voucher_type("r1-retail-180-40", 180, 40, 50)
+    + spec_text.voucher_type("r1-retail-30-6", 30, 6, 1000, per_person=3)
+    + spec_text.voucher_type("r1-retail-100-20", 100, 20, 1000)
+    + spec_text.voucher_type("r1-home-500-80", 500, 80, 40)
+)
 
 CAMPAIGN = parse_campaign(SPEC_TEXT, "grab-concurrency.toml")
 R1 = CAMPAIGN.round("r1")

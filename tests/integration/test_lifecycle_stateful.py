@@ -27,6 +27,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+import spec_text
 from xfq.adapters.clock import SimulatedClock
 from xfq.adapters.embedded.engine import EmbeddedClaimEngine
 from xfq.adapters.ids import RandomIds
@@ -48,75 +49,17 @@ TIMEOUT_S = 10.0
 # Vouchers are usable until midnight after the day after the claim (2 days counting the claim's
 # day); claims are possible for two and a half days. A partial refund gives the voucher back
 # only when what is kept of the order falls below the threshold.
-SPEC_TEXT = """
-[campaign]
-id = "lifecycle"
-name = "Lifecycle model"
-city = "Taiyuan"
-timezone = "Asia/Shanghai"
-
-[[categories]]
-id = "retail"
-name = "零售通用"
-name_en = "Retail, general"
-
-[[categories]]
-id = "home"
-name = "家电家居"
-name_en = "Home appliances & furnishing"
-
-[checkout]
-threshold_base = "after_merchant_promotion"
-one_voucher_per_order = true
-
-[refunds]
-full_refund_restores = true
-partial = "keep_if_threshold_met"
-
-[rollover]
-enabled = false
-sources = []
-
-[[rounds]]
-id = "r1"
-number = 1
-name = "Round one"
-opens_at = 2022-03-05T10:00:00
-claim_closes_at = 2022-03-08T00:00:00
-issuance = "grab"
-validity = { kind = "days_after_claim", days = 2 }
-
-[rounds.limits]
-per_type = 1
-per_category = 2
-per_round = 3
-
-[rounds.eligibility]
-residencies = ["permanent", "work"]
-require_in_city = true
-
-[[rounds.types]]
-id = "r1-retail-100-20"
-category = "retail"
-threshold_yuan = 100
-discount_yuan = 20
-count = 4
-per_person = 2
-
-[[rounds.types]]
-id = "r1-retail-50-10"
-category = "retail"
-threshold_yuan = 50
-discount_yuan = 10
-count = 2
-
-[[rounds.types]]
-id = "r1-home-300-50"
-category = "home"
-threshold_yuan = 300
-discount_yuan = 50
-count = 1
-"""
+SPEC_TEXT = (
+    spec_text.campaign("lifecycle", "Lifecycle model")
+    + spec_text.round_(
+        claim_closes_at="2022-03-08T00:00:00",
+        validity='{ kind = "days_after_claim", days = 2 }',
+        residencies=("permanent", "work"),
+    )
+    + spec_text.voucher_type("r1-retail-100-20", 100, 20, 4, per_person=2)
+    + spec_text.voucher_type("r1-retail-50-10", 50, 10, 2)
+    + spec_text.voucher_type("r1-home-300-50", 300, 50, 1)
+)
 
 CAMPAIGN = parse_campaign(SPEC_TEXT, "lifecycle.toml")
 R1 = CAMPAIGN.round("r1")

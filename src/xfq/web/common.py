@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import jinja2
 from fastapi import Depends, HTTPException, Request, Response
+from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from xfq.api.auth.tokens import AuthError, Identity, Role, require_role
@@ -136,6 +137,13 @@ def signed_in(request: Request, cookie: str, *roles: Role) -> tuple[Identity, st
     except AuthError:
         return None
     return identity, token
+
+
+def end_session(location: str, cookie: str) -> Response:
+    """Sign out: forget the session cookie and go back to the page."""
+    response = RedirectResponse(location, status_code=303)
+    response.delete_cookie(cookie)
+    return response
 
 
 def start_session(request: Request, response: Response, cookie: str, token: str) -> None:

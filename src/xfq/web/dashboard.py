@@ -31,6 +31,7 @@ from xfq.web.common import (
     SameOrigin,
     container_of,
     dev_token,
+    end_session,
     read_form,
     render,
     signed_in,
@@ -248,9 +249,7 @@ async def ops_login(request: Request, _: SameOrigin) -> Response:
 
 @router.post("/ops/logout")
 async def ops_logout(_: SameOrigin) -> Response:
-    response = RedirectResponse("/ops", status_code=303)
-    response.delete_cookie(OPERATOR_COOKIE)
-    return response
+    return end_session("/ops", OPERATOR_COOKIE)
 
 
 @router.post("/ops/merchants")

@@ -27,6 +27,7 @@ from xfq.web.common import (
     SameOrigin,
     container_of,
     dev_token,
+    end_session,
     new_key,
     read_form,
     render,
@@ -212,9 +213,7 @@ async def login(request: Request, _: SameOrigin) -> Response:
 
 @router.post("/wallet/logout")
 async def logout(_: SameOrigin) -> Response:
-    response = RedirectResponse("/", status_code=303)
-    response.delete_cookie(CITIZEN_COOKIE)
-    return response
+    return end_session("/", CITIZEN_COOKIE)
 
 
 @router.post("/wallet/grab")
