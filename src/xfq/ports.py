@@ -6,7 +6,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from xfq.domain.checkout import Merchant
 from xfq.domain.claim import ClaimCode
@@ -29,15 +29,13 @@ class IdSource(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class ClaimRequest:
+class ClaimRequest(NamedTuple):  # a tuple: made per request
     citizen: Citizen
     type_id: str
     idempotency_key: str
 
 
-@dataclass(frozen=True)
-class ClaimAnswer:
+class ClaimAnswer(NamedTuple):  # a tuple: made per claim, ~4× cheaper than a dataclass
     code: ClaimCode
     reason: str = ""
     voucher: Voucher | None = None
@@ -64,6 +62,15 @@ class ClaimEngine(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class TillContext:
+    """What a till's redemption needs to know before deciding, read in one go."""
+
+    voucher: Voucher | None
+    prior_redemption_id: str | None  # this merchant's redemption with the same idempotency key
+    order_taken: bool  # this merchant's order already has a posted redemption
+
+
 class LedgerReader(Protocol):
     """What the services read from the ledger."""
 
@@ -77,7 +84,9 @@ class LedgerReader(Protocol):
 
     def redemption_by_key(self, merchant_id: str, key: str) -> Redemption | None: ...
 
-    def order_has_posted_redemption(self, merchant_id: str, order_ref: str) -> bool: ...
+    def till_context(
+        self, merchant_id: str, key: str, voucher_id: str, order_ref: str
+    ) -> TillContext: ...
 
     def refund_by_key(self, merchant_id: str, key: str) -> Refund | None: ...
 

@@ -20,8 +20,7 @@ class SimulatedClock:
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
-        with self._lock:
-            return self._now
+        return self._now  # one reference read is atomic; `advance` locks its read-modify-write
 
     def set(self, moment: datetime) -> None:
         assert moment.tzinfo is not None

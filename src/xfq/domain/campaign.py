@@ -112,7 +112,7 @@ class VoucherType:
     def value_fen(self) -> int:
         return self.count * self.discount_fen
 
-    @property
+    @cached_property  # asked for in every refusal's message, hundreds of thousands of times
     def label(self) -> str:
         """满180减40: spend at least 180 yuan, get 40 off."""
         return f"满{format_yuan_short(self.threshold_fen)}减{format_yuan_short(self.discount_fen)}"

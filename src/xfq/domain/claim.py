@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from xfq.domain.campaign import Round, VoucherType
 from xfq.domain.eligibility import Citizen
@@ -21,8 +21,7 @@ class ClaimCode(StrEnum):
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
 
 
-@dataclass(frozen=True)
-class PersonCounts:
+class PersonCounts(NamedTuple):  # a tuple: made per claim, ~4× cheaper than a dataclass
     """Vouchers a person already holds from one round: of the type, its category, the round."""
 
     of_type: int = 0
@@ -30,10 +29,15 @@ class PersonCounts:
     of_round: int = 0
 
 
-@dataclass(frozen=True)
-class ClaimDecision:
+class ClaimDecision(NamedTuple):
     code: ClaimCode
     reason: str = ""
+
+
+# Enum members are looked up through a descriptor (~0.1 µs each); the grab decides per request.
+_NOT_OPEN, _CLOSED, _NOT_ELIGIBLE = ClaimCode.NOT_OPEN, ClaimCode.CLOSED, ClaimCode.NOT_ELIGIBLE
+_LIMIT_REACHED, _SOLD_OUT = ClaimCode.LIMIT_REACHED, ClaimCode.SOLD_OUT
+ISSUE = ClaimDecision(ClaimCode.ISSUED)
 
 
 def decide_claim(
@@ -46,20 +50,18 @@ def decide_claim(
 ) -> ClaimDecision:
     """Check in the order a person would want to hear about it; stock last."""
     if now < rnd.opens_at:
-        return ClaimDecision(ClaimCode.NOT_OPEN, f"round opens at {rnd.opens_at.isoformat()}")
+        return ClaimDecision(_NOT_OPEN, f"round opens at {rnd.opens_at.isoformat()}")
     if now >= rnd.claim_closes_at:
-        return ClaimDecision(
-            ClaimCode.CLOSED, f"claims closed at {rnd.claim_closes_at.isoformat()}"
-        )
+        return ClaimDecision(_CLOSED, f"claims closed at {rnd.claim_closes_at.isoformat()}")
     refusal = rnd.eligibility.refusal(citizen)
     if refusal is not None:
-        return ClaimDecision(ClaimCode.NOT_ELIGIBLE, refusal)
+        return ClaimDecision(_NOT_ELIGIBLE, refusal)
     limit = limit_reached(rnd, vtype, counts)
     if limit is not None:
-        return ClaimDecision(ClaimCode.LIMIT_REACHED, limit)
+        return ClaimDecision(_LIMIT_REACHED, limit)
     if remaining <= 0:
-        return ClaimDecision(ClaimCode.SOLD_OUT, f"{vtype.label} is sold out")
-    return ClaimDecision(ClaimCode.ISSUED)
+        return ClaimDecision(_SOLD_OUT, f"{vtype.label} is sold out")
+    return ISSUE
 
 
 def limit_reached(rnd: Round, vtype: VoucherType, counts: PersonCounts) -> str | None:

@@ -11,7 +11,7 @@ from xfq.domain.campaign import Campaign
 from xfq.domain.checkout import CheckoutCode, Order, Quote, best_quote, quote
 from xfq.domain.redemption import Redemption, RedemptionState
 from xfq.domain.voucher import VoucherEvent, VoucherState
-from xfq.ports import IdSource, Ledger, LedgerReader, LedgerTx
+from xfq.ports import IdSource, Ledger, LedgerReader, LedgerTx, TillContext
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,14 @@ def redeem_unit(
     """The redemption as a unit of work for the ledger's writer (see `Ledger.send`)."""
 
     def unit(tx: LedgerTx) -> RedeemAnswer:
-        prior = tx.redemption_by_key(request.merchant_id, request.idempotency_key)
-        if prior is not None:
+        context = tx.till_context(
+            request.merchant_id, request.idempotency_key, request.voucher_id, request.order_ref
+        )
+        if context.prior_redemption_id is not None:
+            prior = tx.redemption(context.prior_redemption_id)
+            assert prior is not None
             return _repeat(prior, request)
-        refusal, q = _check(tx, campaign, now, request)
+        refusal, q = _check(tx, campaign, now, request, context)
         if refusal is not None:
             return refusal
         assert q is not None and q.ok
@@ -102,17 +106,15 @@ def redeem_unit(
 
 
 def _check(
-    tx: LedgerTx, campaign: Campaign, now: datetime, request: RedeemRequest
+    tx: LedgerTx, campaign: Campaign, now: datetime, request: RedeemRequest, context: TillContext
 ) -> tuple[RedeemAnswer | None, Quote | None]:
-    voucher = tx.voucher(request.voucher_id)
+    voucher = context.voucher
     if voucher is None or voucher.person_id != request.person_id:
         return RedeemAnswer(CheckoutCode.NOT_FOUND, "no such voucher for this person"), None
     merchant = tx.merchant(request.merchant_id)
     if merchant is None:
         return RedeemAnswer(CheckoutCode.NOT_FOUND, f"unknown merchant {request.merchant_id}"), None
-    if campaign.checkout.one_voucher_per_order and tx.order_has_posted_redemption(
-        request.merchant_id, request.order_ref
-    ):
+    if campaign.checkout.one_voucher_per_order and context.order_taken:
         message = f"order {request.order_ref} already has a government voucher"
         return RedeemAnswer(CheckoutCode.ONE_VOUCHER_PER_ORDER, message), None
     vtype = campaign.voucher_type(voucher.type_id)[1]

@@ -19,6 +19,8 @@ from xfq.simulation.population import SimCitizen
 TICK_MS = 100  # answers of one tick are awaited together, as a server's in-flight requests
 NEXT_WISH_MS = 300  # a person's next try comes this long after an answer
 
+_ISSUED, _SOLD_OUT, _NOT_ELIGIBLE = ClaimCode.ISSUED, ClaimCode.SOLD_OUT, ClaimCode.NOT_ELIGIBLE
+
 # (arrival in ms after opening, person index, index of the wish)
 _Attempt = tuple[int, int, int]
 
@@ -137,14 +139,15 @@ def _record(
             raise answer
         at_ms, person_index, wish = tick.batch[slot]
         person = people[person_index]
-        result.answers[answer.code.value] += 1
+        code = answer.code
+        result.answers[code] += 1  # a StrEnum counts under its value
         voucher = answer.voucher
-        if answer.code is ClaimCode.ISSUED and voucher is not None and voucher.id not in seen:
+        if code is _ISSUED and voucher is not None and voucher.id not in seen:
             seen.add(voucher.id)  # a double tap is answered with the same voucher
             result.issued.append(voucher)
-        elif answer.code is ClaimCode.SOLD_OUT:
+        elif code is _SOLD_OUT:
             result.sold_out_at.setdefault(person.wishes[wish], at)
-        if slot not in moved and answer.code is not ClaimCode.NOT_ELIGIBLE:
+        if slot not in moved and code is not _NOT_ELIGIBLE:
             moved.add(slot)
             if wish + 1 < len(person.wishes):
                 heapq.heappush(queue, (at_ms + NEXT_WISH_MS, person_index, wish + 1))

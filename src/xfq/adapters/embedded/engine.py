@@ -11,15 +11,15 @@ import fcntl
 import functools
 import os
 import threading
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO
 
 from xfq.adapters.sql.ledger import SqlLedger
+from xfq.adapters.sql.times import EPOCH
 from xfq.domain.campaign import Campaign, Round, VoucherType
-from xfq.domain.claim import ClaimCode, PersonCounts, decide_claim
+from xfq.domain.claim import ISSUE, ClaimCode, PersonCounts, decide_claim
 from xfq.domain.errors import StorageUnavailable, UnknownObject, XfqError
 from xfq.domain.voucher import Voucher, VoucherState
 from xfq.ports import ClaimAnswer, ClaimRequest, IdSource, Reply
@@ -53,11 +53,13 @@ class EmbeddedClaimEngine:
         self._lock_file = _take_lock(lock_path) if lock_path is not None else None
         self._lock = threading.Lock()
         self._remaining = {t.id: t.count for r in campaign.rounds for t in r.types}
-        self._of_type: Counter[tuple[str, str]] = Counter()
-        self._of_category: Counter[tuple[str, str, str]] = Counter()
-        self._of_round: Counter[tuple[str, str]] = Counter()
+        # Plain dicts read with .get: a Counter's missing key costs a Python-level call.
+        self._of_type: dict[tuple[str, str], int] = {}
+        self._of_category: dict[tuple[str, str, str], int] = {}
+        self._of_round: dict[tuple[str, str], int] = {}
         self._claims: dict[tuple[str, str], _Claim] = {}
         self._closed = False
+        self._last_window: tuple[object, tuple[datetime, datetime]] = (None, (EPOCH, EPOCH))
         self._rebuild()
 
     def _rebuild(self) -> None:
@@ -70,9 +72,11 @@ class EmbeddedClaimEngine:
 
     def _count(self, rnd: Round, vtype: VoucherType, person_id: str, step: int) -> None:
         self._remaining[vtype.id] -= step
-        self._of_type[(person_id, vtype.id)] += step
-        self._of_category[(person_id, rnd.id, vtype.category)] += step
-        self._of_round[(person_id, rnd.id)] += step
+        of_type, of_category = (person_id, vtype.id), (person_id, rnd.id, vtype.category)
+        of_round = (person_id, rnd.id)
+        self._of_type[of_type] = self._of_type.get(of_type, 0) + step
+        self._of_category[of_category] = self._of_category.get(of_category, 0) + step
+        self._of_round[of_round] = self._of_round.get(of_round, 0) + step
         assert self._remaining[vtype.id] >= 0, f"oversold {vtype.id}"
 
     def remaining(self, type_id: str) -> int:
@@ -144,14 +148,14 @@ class EmbeddedClaimEngine:
         """The answer if it changes nothing; None after counting an issued claim."""
         person = request.citizen.person_id
         counts = PersonCounts(
-            self._of_type[(person, vtype.id)],
-            self._of_category[(person, rnd.id, vtype.category)],
-            self._of_round[(person, rnd.id)],
+            self._of_type.get((person, vtype.id), 0),
+            self._of_category.get((person, rnd.id, vtype.category), 0),
+            self._of_round.get((person, rnd.id), 0),
         )
         remaining = self._remaining[vtype.id]
         decision = decide_claim(rnd, vtype, request.citizen, now, remaining, counts)
-        if decision.code is not ClaimCode.ISSUED:
-            return ClaimAnswer(decision.code, decision.reason, remaining=remaining)
+        if decision is not ISSUE:
+            return ClaimAnswer(decision.code, decision.reason, None, remaining)
         self._count(rnd, vtype, person, +1)
         return None
 
@@ -171,7 +175,7 @@ class EmbeddedClaimEngine:
         return prior.answer
 
     def _new_voucher(self, rnd: Round, vtype: VoucherType, person: str, now: datetime) -> Voucher:
-        valid_from, valid_until = rnd.validity.window(rnd.opens_at, now, self._campaign.tz)
+        valid_from, valid_until = self._window(rnd, now)
         return Voucher(
             id=self._ids.new_id("v"),
             type_id=vtype.id,
@@ -183,6 +187,13 @@ class EmbeddedClaimEngine:
             valid_from=valid_from,
             valid_until=valid_until,
         )
+
+    def _window(self, rnd: Round, now: datetime) -> tuple[datetime, datetime]:
+        """Validity of a voucher claimed `now`; claims of one instant share it, so keep the last."""
+        key = (rnd.id, now)
+        if self._last_window[0] != key:
+            self._last_window = (key, rnd.validity.window(rnd.opens_at, now, self._campaign.tz))
+        return self._last_window[1]
 
     def _settle(
         self,

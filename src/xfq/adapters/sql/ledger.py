@@ -38,7 +38,7 @@ class MerchantRow:
 class SqlLedger:
     """Implements `xfq.ports.Ledger` on SQLite or PostgreSQL."""
 
-    def __init__(self, url: str, max_batch: int = 1024) -> None:
+    def __init__(self, url: str, max_batch: int = 4096) -> None:
         self.url = url
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -64,15 +64,9 @@ class SqlLedger:
 
     def append_voucher(self, voucher: Voucher, claim_key: str, done: Done) -> None:
         """Record an issued voucher and its `issue` event; `done` is called once durable."""
-        self._writer.enqueue(
-            Rows(
-                {
-                    "vouchers": voucher_row(voucher, claim_key),
-                    "voucher_events": issue_event_row(voucher, claim_key),
-                }
-            ),
-            done,
-        )
+        row = voucher_row(voucher, claim_key)
+        event = issue_event_row(voucher, claim_key, row["issued_at_us"])
+        self._writer.enqueue(Rows({"vouchers": row, "voucher_events": event}), done)
 
     def reader(self) -> LedgerReader:
         tx: SqlTx | None = getattr(self._local, "tx", None)

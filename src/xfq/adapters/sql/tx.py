@@ -10,6 +10,7 @@ from xfq.adapters.sql.times import from_us, to_us
 from xfq.domain.checkout import Merchant
 from xfq.domain.redemption import Redemption, RedemptionState, Refund
 from xfq.domain.voucher import Voucher, VoucherEvent, VoucherState, next_state
+from xfq.ports import TillContext
 
 Row = tuple[Any, ...]
 
@@ -53,6 +54,9 @@ def _refund(row: Row) -> Refund:
 
 
 def voucher_row(voucher: Voucher, claim_key: str) -> dict[str, Any]:
+    issued_us = to_us(voucher.issued_at)
+    # Most vouchers are usable from their claim on: one conversion fewer per claim.
+    from_us_ = issued_us if voucher.valid_from is voucher.issued_at else to_us(voucher.valid_from)
     return {
         "id": voucher.id,
         "type_id": voucher.type_id,
@@ -61,17 +65,17 @@ def voucher_row(voucher: Voucher, claim_key: str) -> dict[str, Any]:
         "person_id": voucher.person_id,
         "claim_key": claim_key,
         "state": voucher.state.value,
-        "issued_at_us": to_us(voucher.issued_at),
-        "valid_from_us": to_us(voucher.valid_from),
+        "issued_at_us": issued_us,
+        "valid_from_us": from_us_,
         "valid_until_us": to_us(voucher.valid_until),
     }
 
 
-def issue_event_row(voucher: Voucher, claim_key: str) -> dict[str, Any]:
+def issue_event_row(voucher: Voucher, claim_key: str, at_us: int | None = None) -> dict[str, Any]:
     return {
         "voucher_id": voucher.id,
         "event": "issue",
-        "at_us": to_us(voucher.issued_at),
+        "at_us": to_us(voucher.issued_at) if at_us is None else at_us,
         "ref": claim_key,
     }
 
@@ -125,9 +129,15 @@ class SqlTx:
         row = self._one(self._s.redemption_by_key, {"merchant_id": merchant_id, "key": key})
         return None if row is None else _redemption(row)
 
-    def order_has_posted_redemption(self, merchant_id: str, order_ref: str) -> bool:
-        params = {"merchant_id": merchant_id, "order_ref": order_ref}
-        return self._one(self._s.posted_redemption_for_order, params) is not None
+    def till_context(
+        self, merchant_id: str, key: str, voucher_id: str, order_ref: str
+    ) -> TillContext:
+        params = {"merchant_id": merchant_id, "key": key, "id": voucher_id, "order_ref": order_ref}
+        row = self._one(self._s.till_context, params)
+        if row is None:  # no such voucher: the key may still name an earlier redemption
+            prior = self.redemption_by_key(merchant_id, key)
+            return TillContext(None, None if prior is None else prior.id, False)
+        return TillContext(_voucher(row[:10]), row[10], bool(row[11]))
 
     def refund_by_key(self, merchant_id: str, key: str) -> Refund | None:
         row = self._one(self._s.refund_by_key, {"merchant_id": merchant_id, "key": key})
