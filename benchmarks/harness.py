@@ -1,0 +1,223 @@
+"""What every benchmark here needs: free ports, servers started and stopped by PID, wrk runs
+parsed, citizens' bearer tokens signed by the benchmark's own identity provider."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+)
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CACHE = HERE / ".cache"
+ISSUER = "xfq-bench-idp"
+START_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_listening(process: subprocess.Popen[bytes], port: int, what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.1)
+    stop(process)
+    raise RuntimeError(f"{what} did not listen on port {port} within {START_TIMEOUT_S:.0f} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGINT (a server's clean shutdown), then SIGKILL after 15 s; only our own child."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def server(
+    command: Sequence[str], port: int, what: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(
+        list(command), env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, cwd=ROOT
+    )
+    try:
+        wait_listening(process, port, what)
+        yield process
+    finally:
+        stop(process)
+
+
+# --- the benchmark's identity provider -------------------------------------------------------
+
+
+def _key() -> Ed25519PrivateKey:
+    CACHE.mkdir(exist_ok=True)
+    path = CACHE / "idp-key.pem"
+    if not path.exists():
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+        )
+        path.write_bytes(pem)
+    key = load_pem_private_key(path.read_bytes(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    return key
+
+
+def issuers_env() -> str:
+    """XFQ_ISSUERS for a server that trusts the benchmark's citizens and operators."""
+    public = _key().public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    return json.dumps([{"issuer": ISSUER, "public_key_pem": public.decode()}])
+
+
+def _sign(args: tuple[int, int, str]) -> list[str]:
+    start, stop_, role = args
+    key = _key()
+    now = datetime.now(UTC)
+    # Issued now, valid for a year: the servers' clocks stand at the round's opening in 2022
+    # or run in real time; both accept a token whose iat is not in their future by much.
+    iat = int(datetime(2022, 3, 1, tzinfo=UTC).timestamp())
+    exp = int((now + timedelta(days=365)).timestamp())
+    return [
+        jwt.encode(
+            {
+                "iss": ISSUER,
+                "aud": "xfq",
+                "sub": f"b{i:08d}",
+                "role": role,
+                "iat": iat,
+                "exp": exp,
+                "in_city": True,
+                "residency": "permanent",
+            },
+            key,
+            algorithm="EdDSA",
+        )
+        for i in range(start, stop_)
+    ]
+
+
+def tokens_file(people: int, role: str = "citizen") -> Path:
+    """A file of `people` bearer tokens, one a line, made once and kept in benchmarks/.cache."""
+    path = CACHE / f"tokens-{role}-{people}.txt"
+    if path.exists():
+        return path
+    _key()
+    step = 20_000
+    chunks = [(s, min(s + step, people), role) for s in range(0, people, step)]
+    with multiprocessing.Pool(os.cpu_count() or 1) as pool:
+        lines = [t for chunk in pool.map(_sign, chunks) for t in chunk]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="ascii")
+    tmp.rename(path)
+    return path
+
+
+# --- wrk ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    """One wrk run: throughput, latency, answers by code, errors."""
+
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    codes: dict[str, int] = field(default_factory=dict)
+    socket_errors: int = 0
+    non_2xx: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> int:
+        """Answers a citizen would see as a failure: transport errors and 5xx."""
+        server_errors = sum(n for code, n in self.codes.items() if code.startswith("5"))
+        return self.socket_errors + server_errors
+
+
+def wrk(
+    name: str,
+    port: int,
+    path: str,
+    seconds: float,
+    connections: int,
+    env: dict[str, str],
+    script: Path = HERE / "claim.lua",
+) -> Load:
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}{path}",
+    ]
+    done = subprocess.run(
+        command, env={**os.environ, **env}, capture_output=True, text=True, check=True
+    )
+    return parse_wrk(name, done.stdout)
+
+
+def parse_wrk(name: str, out: str) -> Load:
+    rps = float(_find(r"Requests/sec:\s+([\d.]+)", out))
+    latency = re.search(r"XFQ_LATENCY_US p50=(\d+) p99=(\d+)", out)
+    assert latency, out
+    codes = json.loads(_find(r"XFQ_CODES (\{.*\})", out))
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return Load(
+        name,
+        rps,
+        int(latency.group(1)) / 1000,
+        int(latency.group(2)) / 1000,
+        codes,
+        sum(int(g) for g in errors.groups()) if errors else 0,
+        int(non_2xx.group(1)) if non_2xx else 0,
+    )
+
+
+def _find(pattern: str, text: str) -> str:
+    found = re.search(pattern, text)
+    if found is None:
+        raise RuntimeError(f"wrk printed no {pattern!r}:\n{text}")
+    return found.group(1)
+
+
+def python() -> str:
+    return sys.executable
