@@ -85,11 +85,13 @@ def _line_rows(statement: Statement, names: Mapping[str, str], tz: tzinfo) -> li
 
 def _totals(settlement: DaySettlement) -> list[list[str | int]]:
     day = settlement.day.isoformat()
-    blank = ["", "", "", "", "", "", "", ""]
+    discount = sum(s.discount_fen for s in settlement.statements)
+    reversal = sum(s.reversal_fen for s in settlement.statements)
+    blank = ("", "", "", "", "")
     return [
-        [day, "", "", "", "day total owed", *blank, settlement.owed_fen],
-        [day, "", "", "payable", "day total payable", *blank, settlement.payable_fen],
-        [day, "", "", "held", "day total held", *blank, settlement.held_fen],
+        [day, "", "", "", "day total owed", *blank, discount, reversal, settlement.owed_fen],
+        [day, "", "", "payable", "day total payable", *blank, "", "", settlement.payable_fen],
+        [day, "", "", "held", "day total held", *blank, "", "", settlement.held_fen],
     ]
 
 
