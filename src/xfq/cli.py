@@ -85,6 +85,9 @@ def reconcile_command(
         raise typer.Exit(2)
     engine = create_engine(sqlite_url(ledger))
     from xfq.adapters.sql.ledger import stored_spec
+    from xfq.adapters.sql.schema import migrate
+
+    migrate(engine)  # a ledger from before settlement gets its (empty) settlement tables
 
     spec_text = stored_spec(engine)
     if spec_text is None:
@@ -92,7 +95,8 @@ def reconcile_command(
         raise typer.Exit(2)
     campaign = parse_campaign(spec_text, f"{ledger} (stored spec)")
     answered = answers.read_text(encoding="utf-8").split() if answers else None
-    checks = reconcile(campaign, gather(engine, with_ids=answered is not None), answered)
+    figures = gather(engine, with_ids=answered is not None, campaign=campaign)
+    checks = reconcile(campaign, figures, answered)
     print_checks(console, checks)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
