@@ -61,7 +61,9 @@ class City:
         assert answer.code is ClaimCode.ISSUED and answer.voucher is not None
         return answer.voucher
 
-    def buy(self, merchant: str, person: str, type_id: str, yuan: int, when: datetime) -> Redemption:
+    def buy(
+        self, merchant: str, person: str, type_id: str, yuan: int, when: datetime
+    ) -> Redemption:
         """`person` grabs a voucher of `type_id` and spends it on a `yuan` order at `when`."""
         self.clock.set(when)  # grabbed just then, so usable from then
         voucher = self.grab(person, type_id)
