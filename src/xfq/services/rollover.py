@@ -73,7 +73,8 @@ def roll_over(
         return RolloverResult(round_id, into.id, tuple(store.moves(round_id)), newly_done=False)
     # audit: record "rollover" (round_id -> into.id, value_fen, added counts per type) here
     # once the audit log lands.
-    return RolloverResult(round_id, into.id, tuple(moves), newly_done=True)
+    ordered = tuple(sorted(moves, key=lambda m: m.from_type_id))  # as the store lists them
+    return RolloverResult(round_id, into.id, ordered, newly_done=True)
 
 
 def _leftovers(
