@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -73,16 +74,34 @@ def expire_command(ledger: LedgerArg, at: AtOption = None) -> None:
         )
 
 
+def _refuse_while_served(ledger: Path) -> None:
+    """A running server's claim engine would not see the new stock: let it roll over instead."""
+    lock = Path(f"{ledger}.engine.lock")  # as bootstrap names it
+    if not lock.exists():
+        return
+    with lock.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            errors.print(
+                f"xfq rollover: a server is running on {ledger} ({lock}); it rolls over by "
+                "itself when due, or use POST /v1/ops/rounds/ROUND/rollover"
+            )
+            raise typer.Exit(2) from None
+        fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def rollover_command(
     ledger: LedgerArg,
     round_id: Annotated[str, typer.Argument(help="The finished round, e.g. r5.")],
     at: AtOption = None,
 ) -> None:
     """Roll a finished round's unclaimed and expired value into the later round its policy
-    names (once; a re-run shows what was done). Stop `xfq serve` on this ledger first: a running
-    server learns the new stock when it restarts, or rolls over by itself when due."""
+    names (once; a re-run shows what was done). Refused while `xfq serve` runs on this ledger:
+    the server rolls over by itself when due."""
     from xfq.services.rollover import effective_budgets, roll_over
 
+    _refuse_while_served(ledger)
     with _opened(ledger, "rollover") as (sql, campaign):
         store = SqlRolloverStore(sql.engine)
         result = roll_over(store, sql, campaign, round_id, _when(at, campaign))

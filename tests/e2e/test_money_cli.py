@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import sqlite3
 import subprocess
 import sys
@@ -78,6 +79,10 @@ def test_rollover_moves_round_1_leftovers_into_round_2_once(tmp_path: Path) -> N
     assert "r1-retail-180-40 满180减40 -> r2-retail-180-40" in checked.stdout
     ledger = tmp_path / "l.db"
     weekly_ledger(ledger, claimed=3)
+    with Path(f"{ledger}.engine.lock").open("a") as held:  # as a running `xfq serve` holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        served = run("rollover", str(ledger), "r1", "--at", "2022-03-05T00:00:00")
+    assert served.returncode == 2 and "a server is running on" in served.stderr
     early = run("rollover", str(ledger), "r1", "--at", "2022-03-04T12:00:00")
     assert early.returncode == 2 and "round r1 is not finished" in early.stderr
     assert "Traceback" not in early.stderr
