@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from xfq.domain.errors import SpecError, XfqError
+from xfq.money_cli import expire_command, rollover_command, settle_command
 from xfq.spec import parse_campaign
 from xfq.spec.cli import spec_app
 
@@ -17,6 +18,9 @@ app = typer.Typer(
     help="xfq: consumption-voucher (消费券) campaigns end to end.", no_args_is_help=True
 )
 app.add_typer(spec_app, name="spec")
+app.command("expire")(expire_command)
+app.command("rollover")(rollover_command)
+app.command("settle")(settle_command)
 console = Console()
 errors = Console(stderr=True)
 
@@ -81,6 +85,9 @@ def reconcile_command(
         raise typer.Exit(2)
     engine = create_engine(sqlite_url(ledger))
     from xfq.adapters.sql.ledger import stored_spec
+    from xfq.adapters.sql.schema import migrate
+
+    migrate(engine)  # a ledger from before settlement gets its (empty) settlement tables
 
     spec_text = stored_spec(engine)
     if spec_text is None:
@@ -88,7 +95,8 @@ def reconcile_command(
         raise typer.Exit(2)
     campaign = parse_campaign(spec_text, f"{ledger} (stored spec)")
     answered = answers.read_text(encoding="utf-8").split() if answers else None
-    checks = reconcile(campaign, gather(engine, with_ids=answered is not None), answered)
+    figures = gather(engine, with_ids=answered is not None, campaign=campaign)
+    checks = reconcile(campaign, figures, answered)
     print_checks(console, checks)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
@@ -112,6 +120,10 @@ def serve(
 
     settings = Settings(database_url=f"sqlite:///{ledger}", spec_path=spec)  # + XFQ_* env
     container = build(settings)
+    from xfq.housekeeping import Housekeeper
+
+    jobs = Housekeeper(container)  # expiry at the end of validity, due rollovers
+    jobs.start()
     base = f"http://{host}:{port}"
     console.print(f"xfq serves {base}")
     console.print(f"  wallet {base}/   till {base}/merchant   dashboard {base}/ops")
@@ -119,6 +131,7 @@ def serve(
     try:
         uvicorn.run(create_app(container), host=host, port=port, log_level="warning")
     finally:
+        jobs.stop()
         container.close()
 
 

@@ -91,7 +91,7 @@ def run_demo(
     ledger.close()
     answers_path = workdir / "issued-answers.txt"
     answers_path.write_text("".join(f"{v.id}\n" for v in grab.issued), encoding="utf-8")
-    figures = gather(create_engine(sqlite_url(ledger_path)), with_ids=True)
+    figures = gather(create_engine(sqlite_url(ledger_path)), with_ids=True, campaign=campaign)
     checks = reconcile(campaign, figures, (v.id for v in grab.issued))
     types = [t for t in figures.types if t.round_id == rnd.id]
     print_summary(console, f"{campaign.name} {rnd.name}", types, grab, week)

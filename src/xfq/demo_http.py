@@ -189,7 +189,7 @@ def run_http_demo(
         grab, week = asyncio.run(
             _drive(port, idp, campaign, rnd, population, merchants_per_category, seed, console)
         )
-        figures = gather(create_engine(sqlite_url(ledger)), with_ids=True)
+        figures = gather(create_engine(sqlite_url(ledger)), with_ids=True, campaign=campaign)
         checks = reconcile(campaign, figures, grab.issued)
         types = [t for t in figures.types if t.round_id == rnd.id]
         print_summary(console, f"{campaign.name} {rnd.name} (over HTTP)", types, grab, week)

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from xfq.domain.checkout import Merchant
 from xfq.domain.claim import ClaimCode
 from xfq.domain.eligibility import Citizen
 from xfq.domain.redemption import Redemption, Refund
+from xfq.domain.rollover import RolloverMove
+from xfq.domain.settlement import DaySettlement, Settled, SettledRedemption, StatementLine
 from xfq.domain.voucher import Voucher, VoucherEvent, VoucherState
 
 T = TypeVar("T")
@@ -131,3 +133,33 @@ class Ledger(Protocol):
         ...
 
     def reader(self) -> LedgerReader: ...
+
+
+class SettlementStore(Protocol):
+    """What settlement reads from the ledger and what closing a day writes."""
+
+    def redemptions(self) -> list[SettledRedemption]: ...
+
+    def settled(self) -> Settled: ...
+
+    def closed_day(self, day: date) -> DaySettlement | None: ...
+
+    def closed_lines(self) -> list[StatementLine]: ...
+
+    def held_merchants(self) -> frozenset[str]:
+        """Merchants whose settlement is held now (suspended)."""
+        ...
+
+    def record_closing(self, settlement: DaySettlement, closed_by: str) -> bool:
+        """Freeze a day's statement; False if the day was closed already (nothing written)."""
+        ...
+
+
+class RolloverStore(Protocol):
+    def moves(self, from_round: str | None = None) -> list[RolloverMove]: ...
+
+    def issued_and_expired(self, round_id: str) -> dict[str, tuple[int, int]]: ...
+
+    def record(self, moves: list[RolloverMove], at: datetime) -> bool:
+        """Record a round's moves at once; False if that round had rolled over already."""
+        ...

@@ -396,6 +396,13 @@ CASES = [
         "rollover.sources",
         "rollover is enabled but names no sources",
     ),
+    Case(
+        "rollover into a round that does not exist",
+        'into = "next"',
+        f'into = "r9"  {HERE}',
+        "rollover.into",
+        "rollover goes into round 'r9', which is not a round of this campaign (rounds: r5, r6)",
+    ),
 ]
 
 

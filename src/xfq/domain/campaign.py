@@ -169,6 +169,7 @@ class RefundPolicy:
 class RolloverPolicy:
     enabled: bool
     sources: frozenset[RolloverSource]
+    into: str = "next"  # "next" (the next round by number) or the id of a later round
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from xfq.domain.campaign import Campaign
+from xfq.domain.campaign import Campaign, Round
 from xfq.domain.money import format_yuan
+from xfq.domain.rollover import effective_budget_fen
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class LedgerFigures:
     without_issue_event: int = 0
     voucher_ids: frozenset[str] = frozenset()
     unique_keys: frozenset[str] = frozenset()
+    rolled_in: dict[str, int] = field(default_factory=dict)  # extra count per type, rollovers
+    settlement_owed_fen: int | None = None  # over every day, closed and open; None: not read
 
 
 @dataclass(frozen=True)
@@ -67,18 +70,28 @@ def reconcile(
 
 
 def _never_oversold(campaign: Campaign, f: LedgerFigures) -> Check:
-    over = [t for t in f.types if t.issued > t.count]
+    """Counts and budgets with rollovers included: what rolled into a type adds to its count."""
+    over = [t for t in f.types if t.issued > t.count + f.rolled_in.get(t.type_id, 0)]
     paid = {r.id: 0 for r in campaign.rounds}
     for t in f.types:
         paid[t.round_id] = paid.get(t.round_id, 0) + t.discount_fen
-    over_budget = [r for r in campaign.rounds if paid[r.id] > r.budget_fen]
+    budget = {r.id: effective_budget_fen(campaign, r.id, f.rolled_in) for r in campaign.rounds}
+    over_budget = [r for r in campaign.rounds if paid[r.id] > budget[r.id]]
     issued = sum(t.issued for t in f.types)
-    count = sum(t.count for t in f.types)
-    detail = f"{issued:,} issued of {count:,}; types over their count: {len(over)}; " + "; ".join(
-        f"round {r.id} paid {format_yuan(paid[r.id])} of {format_yuan(r.budget_fen)} yuan"
-        for r in campaign.rounds
-    )
+    count = sum(t.count for t in f.types) + sum(f.rolled_in.values())
+    rolled = sum(f.rolled_in.values())
+    detail = (
+        f"{issued:,} issued of {count:,} ({rolled:,} rolled over); "
+        f"types over their count: {len(over)}; "
+    ) + "; ".join(_paid_of_budget(r, paid[r.id], budget[r.id]) for r in campaign.rounds)
     return Check(1, "never oversell", not over and not over_budget, detail)
+
+
+def _paid_of_budget(rnd: Round, paid_fen: int, budget_fen: int) -> str:
+    text = f"round {rnd.id} paid {format_yuan(paid_fen)} of {format_yuan(budget_fen)} yuan"
+    if budget_fen != rnd.budget_fen:
+        text += f" (budget {format_yuan(rnd.budget_fen)} + rollover)"
+    return text
 
 
 def _limits(campaign: Campaign, f: LedgerFigures) -> Check:
@@ -141,13 +154,21 @@ def _balanced(f: LedgerFigures) -> Check:
     unbalanced = [t for t in f.types if t.issued != t.available + t.redeemed + t.expired]
     posted = sum(t.posted_redemptions for t in f.types)
     redeemed = sum(t.redeemed for t in f.types)
-    ok = not unbalanced and posted == redeemed and f.state_mismatch == 0
     discount = sum(t.discount_fen for t in f.types)
+    settled = f.settlement_owed_fen
+    ok = (
+        not unbalanced
+        and posted == redeemed
+        and f.state_mismatch == 0
+        and (settled is None or settled == discount)
+    )
     detail = (
         f"issued = available + redeemed + expired for {len(f.types) - len(unbalanced)}"
         f"/{len(f.types)} types; {posted:,} posted redemptions for {redeemed:,} redeemed "
         f"vouchers; discounts owed {format_yuan(discount)} yuan"
     )
+    if settled is not None:
+        detail += f"; settlement over every day {format_yuan(settled)} yuan"
     return Check(6, "the ledger balances", ok, detail)
 
 

@@ -20,7 +20,11 @@ from xfq.spec.problems import Problem, dotted
 
 def check_campaign(spec: CampaignFile, tz: tzinfo) -> list[Problem]:
     categories = {c.id for c in spec.categories}
-    problems = [*_duplicate_ids(spec), *_rollover(spec.rollover), *_overlaps(spec.rounds, tz)]
+    problems = [
+        *_duplicate_ids(spec),
+        *_rollover(spec.rollover, spec.rounds),
+        *_overlaps(spec.rounds, tz),
+    ]
     for i, rnd in enumerate(spec.rounds):
         problems += _round(("rounds", i), rnd, categories, tz)
     return problems
@@ -56,10 +60,22 @@ def _duplicate_ids(spec: CampaignFile) -> list[Problem]:
     ]
 
 
-def _rollover(rollover: RolloverFile) -> list[Problem]:
+def _rollover(rollover: RolloverFile, rounds: list[RoundFile]) -> list[Problem]:
+    problems = []
     if rollover.enabled and not rollover.sources:
-        return [Problem(("rollover", "sources"), "rollover is enabled but names no sources")]
-    return []
+        problems.append(
+            Problem(("rollover", "sources"), "rollover is enabled but names no sources")
+        )
+    ids = [r.id for r in rounds]
+    if rollover.into != "next" and rollover.into not in ids:
+        problems.append(
+            Problem(
+                ("rollover", "into"),
+                f"rollover goes into round {rollover.into!r}, which is not a round of this "
+                f'campaign (rounds: {", ".join(ids)}); write "next" or one of them',
+            )
+        )
+    return problems
 
 
 def _overlaps(rounds: list[RoundFile], tz: tzinfo) -> list[Problem]:

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from xfq.domain.errors import SpecError
+from xfq.domain.rollover import describe_policy
 from xfq.spec.load import load_campaign
 from xfq.spec.summary import (
     COLUMNS,
@@ -50,10 +51,13 @@ def check(
         _print_problems(file, err.problems)
         raise typer.Exit(EXIT_INVALID) from None
     summary = summarize_campaign(campaign)
+    rollover = describe_policy(campaign)  # what the rollover policy would do, round by round
     if as_json:
-        typer.echo(json.dumps(summary_json(summary), ensure_ascii=False, indent=2))
+        data = {**summary_json(summary), "rollover": rollover}
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
     else:
         _print_summary(summary)
+        Console(highlight=False).print(Text("\n".join(rollover)))
 
 
 def _print_problems(file: Path, problems: list[str]) -> None:

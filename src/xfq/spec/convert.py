@@ -48,7 +48,9 @@ def to_campaign(spec: CampaignFile) -> Campaign:
             partial=spec.refunds.partial,
         ),
         rollover=RolloverPolicy(
-            enabled=spec.rollover.enabled, sources=frozenset(spec.rollover.sources)
+            enabled=spec.rollover.enabled,
+            sources=frozenset(spec.rollover.sources),
+            into=spec.rollover.into,
         ),
     )
 

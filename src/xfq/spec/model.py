@@ -102,6 +102,7 @@ class RefundsFile(_Strict):
 class RolloverFile(_Strict):
     enabled: bool
     sources: list[Annotated[RolloverSource, Field(strict=False)]] = Field(max_length=2)
+    into: Annotated[str, Field(pattern=ID_PATTERN, max_length=64)] = "next"  # or a round id
 
 
 class ValidityFile(_Strict):

@@ -63,6 +63,8 @@ class EmbeddedClaimEngine:
         self._rebuild()
 
     def _rebuild(self) -> None:
+        for type_id, extra in self._ledger.rolled_counts().items():
+            self._remaining[type_id] += extra  # rolled over from an earlier round
         reader = self._ledger.reader()
         for voucher_id, type_id, person_id, claim_key, _state in self._ledger.issued_claims():
             rnd, vtype = self._campaign.voucher_type(type_id)
@@ -91,6 +93,12 @@ class EmbeddedClaimEngine:
             if same != known:
                 raise XfqError("a running engine can change claim windows, not voucher types")
             self._campaign = campaign
+
+    def add_stock(self, type_id: str, count: int) -> None:
+        """More vouchers of a type, recorded in the ledger first (a rollover into its round)."""
+        assert count >= 0, count
+        with self._lock:
+            self._remaining[type_id] += count
 
     def stock(self) -> dict[str, int]:
         """Remaining count of every voucher type, as one consistent snapshot."""

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from xfq.adapters.sql.settlement import SqlSettlementStore
+from xfq.domain.campaign import Campaign
 from xfq.services.reconcile import LedgerFigures, TypeFigures
+from xfq.services.settlement import settlement_total_fen
 
 # Two passes over the big tables, grouped, rather than a correlated count per type and column.
 _TYPES = "SELECT id, round_id, count FROM voucher_types ORDER BY round_id, id"
@@ -51,7 +54,14 @@ _UNEVENTED = """SELECT count(*) FROM vouchers v WHERE NOT EXISTS
 (SELECT 1 FROM voucher_events e WHERE e.voucher_id = v.id AND e.event = 'issue')"""
 
 
-def gather(engine: sa.Engine, with_ids: bool = False) -> LedgerFigures:
+def gather(
+    engine: sa.Engine, with_ids: bool = False, campaign: Campaign | None = None
+) -> LedgerFigures:
+    """The figures; with `campaign`, also settlement's total over every day (its time zone
+    decides the days)."""
+    settled = None
+    if campaign is not None:
+        settled = settlement_total_fen(SqlSettlementStore(engine, campaign.tz), campaign)
     with engine.connect() as c:
         q = c.exec_driver_sql
         types = _type_figures(c)
@@ -72,7 +82,17 @@ def gather(engine: sa.Engine, with_ids: bool = False) -> LedgerFigures:
             without_issue_event=int(q(_UNEVENTED).scalar_one()),
             voucher_ids=ids,
             unique_keys=_unique_keys(c),
+            rolled_in=_rolled_in(c),
+            settlement_owed_fen=settled,
         )
+
+
+_ROLLED_IN = """SELECT into_type_id, sum(added_count) FROM rollovers
+WHERE into_type_id IS NOT NULL GROUP BY into_type_id"""
+
+
+def _rolled_in(c: sa.Connection) -> dict[str, int]:
+    return {row[0]: int(row[1]) for row in c.exec_driver_sql(_ROLLED_IN) if row[1]}
 
 
 def _unique_keys(connection: sa.Connection) -> frozenset[str]:

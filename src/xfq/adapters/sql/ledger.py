@@ -229,6 +229,17 @@ class SqlLedger:
         with self.engine.connect() as c:
             return {row[0]: (from_us(row[1]), from_us(row[2])) for row in c.execute(query)}
 
+    def rolled_counts(self) -> dict[str, int]:
+        """Extra count of each voucher type that rollovers added (see domain/rollover.py)."""
+        r = tables.rollovers
+        query = (
+            sa.select(r.c.into_type_id, sa.func.sum(r.c.added_count))
+            .where(r.c.into_type_id.is_not(None))
+            .group_by(r.c.into_type_id)
+        )
+        with self.engine.connect() as c:
+            return {row[0]: int(row[1]) for row in c.execute(query) if row[1]}
+
     def issued_claims(self) -> Iterator[tuple[str, str, str, str, str]]:
         """(voucher id, type id, person id, claim key, state) of every voucher, for a restart."""
         v = tables.vouchers

@@ -142,3 +142,49 @@ round_windows = sa.Table(
     sa.Column("operator", sa.String(64), nullable=False),
     sa.Column("at_us", sa.BigInteger, nullable=False),
 )
+
+# Days whose settlement was closed (paid); a closed day's statement is frozen in its lines.
+settlement_days = sa.Table(
+    "settlement_days",
+    metadata,
+    sa.Column("day", sa.String(10), primary_key=True),  # YYYY-MM-DD in the campaign's zone
+    sa.Column("closed_at_us", sa.BigInteger, nullable=False),
+    sa.Column("closed_by", sa.String(64), nullable=False),
+    sa.Column("owed_fen", sa.BigInteger, nullable=False),
+    sa.Column("payable_fen", sa.BigInteger, nullable=False),
+    sa.Column("held_fen", sa.BigInteger, nullable=False),
+    sa.Column("lines", sa.Integer, nullable=False),
+)
+
+settlement_lines = sa.Table(
+    "settlement_lines",
+    metadata,
+    sa.Column("day", sa.String(10), sa.ForeignKey("settlement_days.day"), primary_key=True),
+    sa.Column("redemption_id", sa.String(32), sa.ForeignKey("redemptions.id"), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),  # redemption | reversal
+    sa.Column("merchant_id", sa.String(64), nullable=False),
+    sa.Column("type_id", sa.String(64), nullable=False),
+    sa.Column("order_ref", sa.String(128), nullable=False),
+    sa.Column("order_amount_fen", sa.BigInteger, nullable=False),
+    sa.Column("discount_fen", sa.BigInteger, nullable=False),
+    sa.Column("reversal_fen", sa.BigInteger, nullable=False),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Column("held", sa.Boolean, nullable=False),  # the merchant was suspended at closing
+    sa.Index("ix_settlement_lines_redemption", "redemption_id"),
+)
+
+# Value of a finished round moved into a later round's stock, one row per source voucher type.
+rollovers = sa.Table(
+    "rollovers",
+    metadata,
+    sa.Column("from_round", sa.String(64), primary_key=True),
+    sa.Column("from_type_id", sa.String(64), primary_key=True),
+    sa.Column("into_round", sa.String(64), nullable=False),
+    sa.Column("into_type_id", sa.String(64), nullable=True),  # None: no type to carry into
+    sa.Column("unclaimed", sa.Integer, nullable=False),
+    sa.Column("expired", sa.Integer, nullable=False),
+    sa.Column("value_fen", sa.BigInteger, nullable=False),
+    sa.Column("added_count", sa.Integer, nullable=False),
+    sa.Column("remainder_fen", sa.BigInteger, nullable=False),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+)
