@@ -115,6 +115,7 @@ def serve(
     import uvicorn
 
     from xfq.api.app import create_app
+    from xfq.api.observability import log_config
     from xfq.bootstrap import build
     from xfq.config import Settings
 
@@ -129,7 +130,13 @@ def serve(
     console.print(f"  wallet {base}/   till {base}/merchant   dashboard {base}/ops")
     console.print(f"  API docs {base}/docs   OpenAPI {base}/openapi.json")
     try:
-        uvicorn.run(create_app(container), host=host, port=port, log_level="warning")
+        uvicorn.run(
+            create_app(container),
+            host=host,
+            port=port,
+            log_config=log_config(),  # JSON lines on stderr, for a log shipper
+            access_log=False,  # a line per claim would cost more than the claim
+        )
     finally:
         jobs.stop()
         container.close()

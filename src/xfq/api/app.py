@@ -7,7 +7,16 @@ from typing import Any
 from fastapi import FastAPI
 
 from xfq import web
-from xfq.api import citizens, dev, merchants, openapi, operators, problems, settlements
+from xfq.api import (
+    citizens,
+    dev,
+    merchants,
+    observability,
+    openapi,
+    operators,
+    problems,
+    settlements,
+)
 from xfq.api.claiming import ClaimFront, ClaimStats
 from xfq.api.ratelimit import Buckets, RateLimiter
 from xfq.bootstrap import Container
@@ -25,6 +34,13 @@ def create_app(container: Container) -> Any:
     openapi.install(app)
     app.state.container = container
     app.state.claim_stats = stats = ClaimStats()
+    app.state.metrics = metrics = observability.Metrics()
+    metrics.gauge(
+        "xfq_ledger_pending_writes",
+        "Units of work queued for the ledger's writer, not yet committed",
+        container.ledger.pending_writes,
+    )
+    app.include_router(observability.router)
     app.include_router(citizens.router)
     app.include_router(merchants.router)
     app.include_router(operators.router)
@@ -38,4 +54,4 @@ def create_app(container: Container) -> Any:
     )
     app.state.limiter = limiter
     web.install(app)
-    return ClaimFront(app, container, limiter, stats)
+    return ClaimFront(app, container, limiter, stats, metrics)

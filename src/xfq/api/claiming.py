@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from xfq.api.auth.tokens import AuthError, Identity, Role, require_role
+from xfq.api.observability import Metrics
 from xfq.api.ratelimit import RateLimiter
 from xfq.api.schemas import ClaimOut, voucher_out
 from xfq.bootstrap import Container
@@ -81,16 +83,26 @@ class ClaimFront:
     """ASGI middleware that serves `POST /v1/claims` itself and passes everything else on."""
 
     def __init__(
-        self, app: Any, container: Container, limiter: RateLimiter, stats: ClaimStats
+        self,
+        app: Any,
+        container: Container,
+        limiter: RateLimiter,
+        stats: ClaimStats,
+        metrics: Metrics,
     ) -> None:
         self.app = app
         self.container = container
         self.limiter = limiter
         self.stats = stats
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == "/v1/claims" and scope["method"] == "POST":
+            started = time.perf_counter()
             status, body, headers = await self._claim(scope, receive)
+            self.metrics.claim_answered(
+                body.get("code", str(status)), time.perf_counter() - started
+            )
             await _respond(send, status, body, headers)
         else:
             await self.app(scope, receive, send)

@@ -108,6 +108,10 @@ class GroupCommitWriter:
         self.enqueue(unit, _future_done(future))
         return future
 
+    def pending(self) -> int:
+        """Units queued and not yet taken into a batch."""
+        return len(self._pending)
+
     def enqueue(self, work: Unit | Rows, done: Done) -> None:
         """Queue `work`; `done` is called on the writer's thread after the batch commits."""
         if self._closed:

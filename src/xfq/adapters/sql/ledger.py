@@ -68,6 +68,9 @@ class SqlLedger:
         event = issue_event_row(voucher, claim_key, row["issued_at_us"])
         self._writer.enqueue(Rows({"vouchers": row, "voucher_events": event}), done)
 
+    def pending_writes(self) -> int:
+        return self._writer.pending()
+
     def reader(self) -> LedgerReader:
         tx: SqlTx | None = getattr(self._local, "tx", None)
         if tx is None:

@@ -1,0 +1,137 @@
+"""What operators watch: a health check, Prometheus metrics, and logs as JSON lines.
+
+With several worker processes, set PROMETHEUS_MULTIPROC_DIR (an empty directory, the same for
+all workers) before they start: each scrape then adds up every worker's counts, whichever
+worker answers it (prometheus_client's multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from xfq.bootstrap import Container
+from xfq.domain.claim import ClaimCode
+
+# From well under a millisecond (answers from memory) to the seconds of an overloaded box.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+def _multiprocess() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+class Metrics:
+    """The claim path's counters; a registry per app, so tests and apps do not share counts."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._claims = Counter(
+            "xfq_claims", "Claim answers by code", ["code"], registry=self.registry
+        )
+        self.claim_seconds = Histogram(
+            "xfq_claim_seconds",
+            "Time from a claim request's arrival to its answer (issued: after the commit)",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        # Children resolved once: labels() takes a lock and a dict lookup per call.
+        self._by_code = {code.value: self._claims.labels(code.value) for code in ClaimCode}
+        self._gauges: list[Gauge] = []
+
+    def claim_answered(self, code: str, seconds: float) -> None:
+        child = self._by_code.get(code) or self._claims.labels(code)
+        child.inc()
+        self.claim_seconds.observe(seconds)
+
+    def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        """A value read at each scrape (one process only: not in multiprocess mode)."""
+        if _multiprocess():
+            return
+        gauge = Gauge(name, help_text, registry=self.registry)
+        gauge.set_function(read)
+        self._gauges.append(gauge)
+
+    def exposition(self) -> bytes:
+        if _multiprocess():
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", summary="Liveness and readiness: the ledger answers, a campaign is loaded")
+def health(request: Request, response: Response) -> dict[str, Any]:
+    container: Container = request.app.state.container
+    checks = {"ledger": _ledger_ok(container), "campaign": container.campaign is not None}
+    ok = all(checks.values())
+    response.status_code = 200 if ok else 503
+    return {"status": "ok" if ok else "unavailable", "checks": checks}
+
+
+def _ledger_ok(container: Container) -> bool:
+    try:
+        with container.ledger.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except Exception:  # any failure to answer is "not ready", never a 500
+        logging.getLogger(__name__).warning("health: the ledger does not answer", exc_info=True)
+        return False
+    return True
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    body = request.app.state.metrics.exposition()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, and the exception if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def log_config(level: str = "INFO") -> dict[str, Any]:
+    """A logging dictConfig (for uvicorn's log_config too): every logger as JSON lines."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonLines}},
+        "handlers": {"default": handler},
+        "root": {"handlers": ["default"], "level": level},
+        "loggers": {
+            "uvicorn": {"handlers": ["default"], "level": level, "propagate": False},
+            "uvicorn.error": {"handlers": ["default"], "level": level, "propagate": False},
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+        },
+    }
