@@ -92,28 +92,25 @@ def _checked(load: Load, ledger: Path) -> Load:
     return load
 
 
-def ceiling(workers: int) -> Callable[[argparse.Namespace, Path], Load]:
+def hello_command(server_name: str, workers: int, port: int) -> list[str]:
+    """The raw ASGI hello-world under uvicorn (uvloop, httptools) or granian."""
+    if server_name == "granian":
+        return [python(), "-m", "granian", "--interface", "asgi", "--workers", str(workers),
+                "--host", "127.0.0.1", "--port", str(port), "--no-ws", "--log-level", "warning",
+                "hello_asgi:app"]  # fmt: skip
+    return [python(), "-m", "uvicorn", "hello_asgi:app", "--workers", str(workers),
+            "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+
+
+def ceiling(server_name: str, workers: int) -> Callable[[argparse.Namespace, Path], Load]:
     def run(args: argparse.Namespace, _workdir: Path) -> Load:
         port = free_port()
-        command = [
-            python(),
-            "-m",
-            "uvicorn",
-            "hello_asgi:app",
-            "--app-dir",
-            str(HERE),
-            "--workers",
-            str(workers),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ]
-        with server(command, port, "uvicorn hello"):
+        command = hello_command(server_name, workers, port)
+        with server(command, port, f"{server_name} hello", cwd=HERE):
             env = {"XFQ_BENCH_TOKENS": str(tokens_file(args.people))}
             wrk("warm", port, "/", WARMUP_S, args.connections, env)
-            return wrk(f"ceiling-{workers}w", port, "/", args.seconds, args.connections, env)
+            name = f"ceiling-{server_name}-{workers}w"
+            return wrk(name, port, "/", args.seconds, args.connections, env)
 
     return run
 
@@ -131,8 +128,10 @@ def embedded(type_id: str, mode: str) -> Callable[[argparse.Namespace, Path], Lo
 
 
 BENCHES = [
-    Bench("ceiling-1w", "raw ASGI hello-world, uvicorn, 1 worker", ceiling(1)),
-    Bench("ceiling-2w", "raw ASGI hello-world, uvicorn, 2 workers", ceiling(2)),
+    Bench("ceiling-1w", "raw ASGI hello-world, uvicorn, 1 worker", ceiling("uvicorn", 1)),
+    Bench("ceiling-2w", "raw ASGI hello-world, uvicorn, 2 workers", ceiling("uvicorn", 2)),
+    Bench("granian-1w", "raw ASGI hello-world, granian, 1 worker", ceiling("granian", 1)),
+    Bench("granian-2w", "raw ASGI hello-world, granian, 2 workers", ceiling("granian", 2)),
     Bench(
         "embedded",
         "embedded engine, 1 process, SQLite group commit: issued path (a new person each)",

@@ -67,10 +67,14 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def server(
-    command: Sequence[str], port: int, what: str, env: dict[str, str] | None = None
+    command: Sequence[str],
+    port: int,
+    what: str,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
 ) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(
-        list(command), env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, cwd=ROOT
+        list(command), env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, cwd=cwd
     )
     try:
         wait_listening(process, port, what)
