@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from xfq.domain.errors import SpecError, XfqError
+from xfq.integrity_cli import audit_app, fraud_app
 from xfq.spec import parse_campaign
 from xfq.spec.cli import spec_app
 
@@ -17,6 +18,8 @@ app = typer.Typer(
     help="xfq: consumption-voucher (消费券) campaigns end to end.", no_args_is_help=True
 )
 app.add_typer(spec_app, name="spec")
+app.add_typer(audit_app, name="audit")
+app.add_typer(fraud_app, name="fraud")
 console = Console()
 errors = Console(stderr=True)
 

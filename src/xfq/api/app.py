@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from xfq import web
-from xfq.api import citizens, dev, merchants, openapi, operators, problems
+from xfq.api import audit, citizens, dev, fraud, merchants, openapi, operators, problems
 from xfq.api.claiming import ClaimFront, ClaimStats
 from xfq.api.ratelimit import Buckets, RateLimiter
 from xfq.bootstrap import Container
@@ -28,6 +28,8 @@ def create_app(container: Container) -> Any:
     app.include_router(citizens.router)
     app.include_router(merchants.router)
     app.include_router(operators.router)
+    app.include_router(audit.router)
+    app.include_router(fraud.router)
     if container.dev_issuer is not None:
         app.include_router(dev.router)
     limiter = RateLimiter(

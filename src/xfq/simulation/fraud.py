@@ -1,0 +1,212 @@
+"""Synthetic cash-out fraud mixed into the demo: colluding merchants and the payers they recruit.
+
+A colluding merchant recruits a ring of voucher holders of its category and rings up fake sales
+with their vouchers, playing two of four schemes:
+- `hug`: every fake order is rung up at the threshold or at most 1% above it;
+- `burst`: the ring's vouchers are redeemed in the first minutes after the round opens;
+- `cycle`: redeemed, refunded in full within the hour (the voucher comes back), redeemed again;
+- `far`: the ring lives in another city, over 80 km away.
+Orders not shaped by `hug` look like honest baskets. A ring brings in between half and 1.2 times
+the voucher orders an honest shop of the category gets in the week (at least 8): enough fake
+sales to be worth the risk, too few to stand out by volume alone. The ground truth (who
+colludes, with which schemes, which redemptions) is kept so a test can measure what the rules
+find.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from xfq.domain.campaign import Campaign, VoucherType
+from xfq.domain.checkout import CheckoutCode, Order
+from xfq.domain.fraud import GeoPoint
+from xfq.domain.voucher import Voucher
+from xfq.ports import IdSource, Ledger
+from xfq.services.checkout import RedeemRequest, redeem_unit
+from xfq.services.refund import RefundRequest, submit_refund
+from xfq.simulation.population import SimMerchant
+from xfq.simulation.week import USE_SHARE, WeekResult, plan_order
+
+SCHEMES = ("hug", "burst", "cycle", "far")
+RING_MIN = 8  # vouchers a colluding merchant gathers at least; at most ...
+RING_MAX_SHARE = 1.2  # ... this many times an honest shop's voucher orders
+CYCLES = 2  # redeem-and-refund rounds before the last redemption
+CITY = GeoPoint(37_870_000, 112_550_000)  # Taiyuan
+CITY_RADIUS_E6 = 120_000  # about 13 km
+ELSEWHERE = GeoPoint(39_900_000, 116_400_000)  # over 400 km away
+
+
+@dataclass
+class FraudTruth:
+    colluders: dict[str, tuple[str, ...]] = field(default_factory=dict)  # merchant -> schemes
+    ring: dict[str, str] = field(default_factory=dict)  # person -> merchant
+    redemption_ids: set[str] = field(default_factory=set)
+
+
+def pick_colluders(
+    merchants: list[SimMerchant], rate: float, rng: random.Random
+) -> dict[str, tuple[str, ...]]:
+    """About `rate` of each category's merchants (at least one while rate > 0), two schemes each."""
+    chosen: dict[str, tuple[str, ...]] = {}
+    if rate <= 0:
+        return chosen
+    by_category: dict[str, list[SimMerchant]] = {}
+    for m in merchants:
+        by_category.setdefault(m.category, []).append(m)
+    for category in sorted(by_category):
+        group = by_category[category]
+        for m in rng.sample(group, max(1, round(rate * len(group)))):
+            chosen[m.id] = tuple(sorted(rng.sample(SCHEMES, 2)))
+    return chosen
+
+
+def homes(vouchers: list[Voucher], truth: FraudTruth, rng: random.Random) -> dict[str, GeoPoint]:
+    """A coarse home for every holder: in the city, or elsewhere for `far` rings."""
+    far = {p for p, m in truth.ring.items() if "far" in truth.colluders[m]}
+    return {v.person_id: _near(ELSEWHERE if v.person_id in far else CITY, rng) for v in vouchers}
+
+
+def shop_locations(merchants: list[SimMerchant], rng: random.Random) -> dict[str, GeoPoint]:
+    return {m.id: _near(CITY, rng) for m in merchants}
+
+
+def _near(centre: GeoPoint, rng: random.Random) -> GeoPoint:
+    return GeoPoint(
+        centre.lat_e6 + rng.randint(-CITY_RADIUS_E6, CITY_RADIUS_E6),
+        centre.lon_e6 + rng.randint(-CITY_RADIUS_E6, CITY_RADIUS_E6),
+    )
+
+
+def recruit(
+    campaign: Campaign,
+    vouchers: list[Voucher],
+    merchants: list[SimMerchant],
+    colluders: dict[str, tuple[str, ...]],
+    rng: random.Random,
+) -> tuple[FraudTruth, dict[str, list[Voucher]], list[Voucher]]:
+    """Each colluder's ring of vouchers (one per holder), and the vouchers left to honest use."""
+    truth = FraudTruth(colluders=dict(colluders))
+    category_of = {m.id: m.category for m in merchants}
+    pool = list(vouchers)
+    rng.shuffle(pool)
+    rings: dict[str, list[Voucher]] = {m: [] for m in colluders}
+    taken: set[str] = set()
+    per_category: dict[str, int] = {}
+    for v in vouchers:
+        category = campaign.voucher_type(v.type_id)[1].category
+        per_category[category] = per_category.get(category, 0) + 1
+    shops = {c: sum(1 for m in merchants if m.category == c) for c in per_category}
+    for merchant_id in sorted(colluders):
+        category = category_of[merchant_id]
+        honest_orders = per_category.get(category, 0) * USE_SHARE / max(shops.get(category, 1), 1)
+        size = max(RING_MIN, round(honest_orders * rng.uniform(0.5, RING_MAX_SHARE)))
+        for v in pool:
+            if len(rings[merchant_id]) == size:
+                break
+            if v.person_id in truth.ring or v.id in taken:
+                continue
+            if campaign.voucher_type(v.type_id)[1].category == category_of[merchant_id]:
+                rings[merchant_id].append(v)
+                truth.ring[v.person_id] = merchant_id
+                taken.add(v.id)
+    honest = [v for v in vouchers if v.person_id not in truth.ring]
+    return truth, rings, honest
+
+
+def fake_order(vtype: VoucherType, schemes: tuple[str, ...], rng: random.Random) -> Order:
+    if "hug" in schemes:
+        extra = vtype.threshold_fen * rng.randint(0, 100) // 10_000  # up to 1% above
+        return Order(vtype.threshold_fen + extra, 0)
+    honest_like = SimMerchant("", "", vtype.category, 0)
+    order = plan_order(vtype, honest_like, rng, WeekResult())
+    return order or Order(vtype.threshold_fen + 1000, 0)
+
+
+def play_rings(
+    ledger: Ledger,
+    campaign: Campaign,
+    ids: IdSource,
+    rings: dict[str, list[Voucher]],
+    truth: FraudTruth,
+    rng: random.Random,
+) -> None:
+    """Ring up every ring's fake sales (and refund cycles) through the checkout services."""
+    for merchant_id, vouchers in sorted(rings.items()):
+        schemes = truth.colluders[merchant_id]
+        for v in vouchers:
+            opened = max(v.valid_from, campaign.round(v.round_id).opens_at)
+            if "burst" in schemes:
+                start = opened + timedelta(minutes=rng.randint(1, 20))
+            else:
+                start = opened + timedelta(hours=rng.randint(3, 60), minutes=rng.randint(0, 59))
+            vtype = campaign.voucher_type(v.type_id)[1]
+            cycles = CYCLES if "cycle" in schemes else 0
+            _cash_out(
+                ledger, campaign, ids, merchant_id, v, vtype, schemes, start, cycles, truth, rng
+            )
+
+
+def _cash_out(
+    ledger: Ledger,
+    campaign: Campaign,
+    ids: IdSource,
+    merchant_id: str,
+    voucher: Voucher,
+    vtype: VoucherType,
+    schemes: tuple[str, ...],
+    at: datetime,
+    cycles: int,
+    truth: FraudTruth,
+    rng: random.Random,
+) -> None:
+    for cycle in range(cycles + 1):
+        when = at + timedelta(minutes=40 * cycle)
+        request = RedeemRequest(
+            merchant_id,
+            voucher.person_id,
+            voucher.id,
+            ids.new_id("o"),
+            fake_order(vtype, schemes, rng),
+            ids.new_id("k"),
+        )
+        answer = ledger.write(redeem_unit(campaign, ids, when, request)).result()
+        if answer.code is not CheckoutCode.OK or answer.redemption is None:
+            return  # e.g. past validity: the ring moves on
+        truth.redemption_ids.add(answer.redemption.id)
+        if cycle < cycles:
+            r = answer.redemption
+            refund = RefundRequest(merchant_id, r.id, r.threshold_base_fen, ids.new_id("k"))
+            submit_refund(ledger, campaign, ids, when + timedelta(minutes=20), refund).result()
+
+
+FRAUD_RATE = 0.03  # share of each category's merchants that collude (the demo's default)
+Locate = Callable[[str, dict[str, GeoPoint]], None]  # (kind, id -> place): store them
+
+
+@dataclass(frozen=True)
+class Planted:
+    truth: FraudTruth
+    honest: list[Voucher]  # the vouchers left to the honest week
+
+
+def plant_fraud(
+    ledger: Ledger,
+    campaign: Campaign,
+    ids: IdSource,
+    vouchers: list[Voucher],
+    merchants: list[SimMerchant],
+    seed: int,
+    rate: float,
+    locate: Locate,
+) -> Planted:
+    """Choose colluders, recruit their rings, store everyone's coarse home, play the fraud."""
+    rng = random.Random(seed + 7)
+    colluders = pick_colluders(merchants, rate, rng)
+    truth, rings, honest = recruit(campaign, vouchers, merchants, colluders, rng)
+    locate("merchant", shop_locations(merchants, rng))
+    locate("person", homes(vouchers, truth, rng))
+    play_rings(ledger, campaign, ids, rings, truth, rng)
+    return Planted(truth, honest)
