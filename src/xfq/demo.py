@@ -20,16 +20,18 @@ from xfq.adapters.sql.ledger import SqlLedger
 from xfq.adapters.sql.schema import create_engine, sqlite_url
 from xfq.domain.fraud import GeoPoint
 from xfq.domain.money import format_yuan
+from xfq.services import operations
 from xfq.services.expiry import expire
 from xfq.services.fraud import run_scan
 from xfq.services.reconcile import Check, TypeFigures, reconcile
 from xfq.simulation.fraud import FRAUD_RATE, FraudTruth, plant_fraud
 from xfq.simulation.grab import GrabResult, run_grab
 from xfq.simulation.over_http import HttpGrabResult
-from xfq.simulation.population import make_merchants, make_population
+from xfq.simulation.population import SimMerchant, make_merchants, make_population
 from xfq.simulation.week import WeekResult, run_week
 from xfq.spec import load_campaign
 
+OPERATOR = "demo-operator"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "taiyuan-2022" / "campaign.toml"
 
 
@@ -70,8 +72,7 @@ def run_demo(
     merchants = make_merchants(
         sorted({t.category for t in rnd.types}), merchants_per_category, seed
     )
-    for m in merchants:
-        ledger.enroll_merchant(m.id, m.name, m.category, clock.now())
+    enroll_all(ledger, merchants, clock.now())
     engine = EmbeddedClaimEngine(campaign, ledger, ids, workdir / "engine.lock")
     people = make_population(rnd, population, seed)
     with progress_bars(console) as progress:
@@ -124,6 +125,19 @@ def print_fraud(console: Console, ledger_path: Path, truth: FraudTruth, at: date
         f"{found} of {len(truth.colluders)} planted colluding merchants flagged, "
         f"{len(flagged - set(truth.colluders))} honest ones flagged (`xfq fraud scan` lists them)"
     )
+
+
+def enroll_all(ledger: SqlLedger, merchants: list[SimMerchant], at: datetime) -> None:
+    """Enroll and approve every merchant as an operator would: each change audited."""
+    for status in ("pending", "enrolled"):
+        futures = [
+            operations.enroll_merchant(ledger, OPERATOR, m.id, m.name, m.category, at)
+            if status == "pending"
+            else operations.set_merchant_status(ledger, OPERATOR, m.id, status, at)
+            for m in merchants
+        ]
+        for future in futures:
+            future.result()
 
 
 def progress_bars(console: Console) -> Progress:

@@ -24,7 +24,7 @@ from xfq.spec import parse_campaign
 EXIT_BROKEN, EXIT_USAGE = 1, 2
 audit_app = typer.Typer(help="The audit trail: verify its chain, publish its daily digest.")
 fraud_app = typer.Typer(help="Cash-out fraud signals over the ledger's redemptions.")
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
 LedgerArg = Annotated[Path, typer.Argument(help="SQLite ledger file.")]
