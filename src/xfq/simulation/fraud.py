@@ -39,6 +39,15 @@ CITY_RADIUS_E6 = 120_000  # about 13 km
 ELSEWHERE = GeoPoint(39_900_000, 116_400_000)  # over 400 km away
 
 
+@dataclass(frozen=True)
+class Holding:
+    """A voucher in someone's wallet, as the fraud plan needs it (in process or over HTTP)."""
+
+    voucher_id: str
+    person_id: str
+    type_id: str
+
+
 @dataclass
 class FraudTruth:
     colluders: dict[str, tuple[str, ...]] = field(default_factory=dict)  # merchant -> schemes
@@ -63,10 +72,10 @@ def pick_colluders(
     return chosen
 
 
-def homes(vouchers: list[Voucher], truth: FraudTruth, rng: random.Random) -> dict[str, GeoPoint]:
+def homes(holdings: list[Holding], truth: FraudTruth, rng: random.Random) -> dict[str, GeoPoint]:
     """A coarse home for every holder: in the city, or elsewhere for `far` rings."""
     far = {p for p, m in truth.ring.items() if "far" in truth.colluders[m]}
-    return {v.person_id: _near(ELSEWHERE if v.person_id in far else CITY, rng) for v in vouchers}
+    return {h.person_id: _near(ELSEWHERE if h.person_id in far else CITY, rng) for h in holdings}
 
 
 def shop_locations(merchants: list[SimMerchant], rng: random.Random) -> dict[str, GeoPoint]:
@@ -82,38 +91,45 @@ def _near(centre: GeoPoint, rng: random.Random) -> GeoPoint:
 
 def recruit(
     campaign: Campaign,
-    vouchers: list[Voucher],
+    holdings: list[Holding],
     merchants: list[SimMerchant],
     colluders: dict[str, tuple[str, ...]],
     rng: random.Random,
-) -> tuple[FraudTruth, dict[str, list[Voucher]], list[Voucher]]:
-    """Each colluder's ring of vouchers (one per holder), and the vouchers left to honest use."""
+) -> tuple[FraudTruth, dict[str, list[Holding]]]:
+    """Each colluder's ring of vouchers, one per holder; a holder in a ring shops nowhere else."""
     truth = FraudTruth(colluders=dict(colluders))
     category_of = {m.id: m.category for m in merchants}
-    pool = list(vouchers)
+    pool = list(holdings)
     rng.shuffle(pool)
-    rings: dict[str, list[Voucher]] = {m: [] for m in colluders}
-    taken: set[str] = set()
+    rings: dict[str, list[Holding]] = {m: [] for m in colluders}
     per_category: dict[str, int] = {}
-    for v in vouchers:
-        category = campaign.voucher_type(v.type_id)[1].category
+    for h in holdings:
+        category = campaign.voucher_type(h.type_id)[1].category
         per_category[category] = per_category.get(category, 0) + 1
     shops = {c: sum(1 for m in merchants if m.category == c) for c in per_category}
     for merchant_id in sorted(colluders):
         category = category_of[merchant_id]
         honest_orders = per_category.get(category, 0) * USE_SHARE / max(shops.get(category, 1), 1)
         size = max(RING_MIN, round(honest_orders * rng.uniform(0.5, RING_MAX_SHARE)))
-        for v in pool:
+        for h in pool:
             if len(rings[merchant_id]) == size:
                 break
-            if v.person_id in truth.ring or v.id in taken:
+            if h.person_id in truth.ring:
                 continue
-            if campaign.voucher_type(v.type_id)[1].category == category_of[merchant_id]:
-                rings[merchant_id].append(v)
-                truth.ring[v.person_id] = merchant_id
-                taken.add(v.id)
-    honest = [v for v in vouchers if v.person_id not in truth.ring]
-    return truth, rings, honest
+            if campaign.voucher_type(h.type_id)[1].category == category:
+                rings[merchant_id].append(h)
+                truth.ring[h.person_id] = merchant_id
+    return truth, rings
+
+
+def ring_start(
+    campaign: Campaign, schemes: tuple[str, ...], round_id: str, rng: random.Random
+) -> datetime:
+    """When a ring starts ringing up: minutes after the opening for a burst, else hours."""
+    opened = campaign.round(round_id).opens_at
+    if "burst" in schemes:
+        return opened + timedelta(minutes=rng.randint(1, 20))
+    return opened + timedelta(hours=rng.randint(3, 60), minutes=rng.randint(0, 59))
 
 
 def fake_order(vtype: VoucherType, schemes: tuple[str, ...], rng: random.Random) -> Order:
@@ -129,19 +145,17 @@ def play_rings(
     ledger: Ledger,
     campaign: Campaign,
     ids: IdSource,
-    rings: dict[str, list[Voucher]],
+    rings: dict[str, list[Holding]],
+    vouchers: dict[str, Voucher],
     truth: FraudTruth,
     rng: random.Random,
 ) -> None:
     """Ring up every ring's fake sales (and refund cycles) through the checkout services."""
-    for merchant_id, vouchers in sorted(rings.items()):
+    for merchant_id, ring in sorted(rings.items()):
         schemes = truth.colluders[merchant_id]
-        for v in vouchers:
-            opened = max(v.valid_from, campaign.round(v.round_id).opens_at)
-            if "burst" in schemes:
-                start = opened + timedelta(minutes=rng.randint(1, 20))
-            else:
-                start = opened + timedelta(hours=rng.randint(3, 60), minutes=rng.randint(0, 59))
+        for h in ring:
+            v = vouchers[h.voucher_id]
+            start = max(v.valid_from, ring_start(campaign, schemes, v.round_id, rng))
             vtype = campaign.voucher_type(v.type_id)[1]
             cycles = CYCLES if "cycle" in schemes else 0
             _cash_out(
@@ -204,9 +218,24 @@ def plant_fraud(
 ) -> Planted:
     """Choose colluders, recruit their rings, store everyone's coarse home, play the fraud."""
     rng = random.Random(seed + 7)
-    colluders = pick_colluders(merchants, rate, rng)
-    truth, rings, honest = recruit(campaign, vouchers, merchants, colluders, rng)
-    locate("merchant", shop_locations(merchants, rng))
-    locate("person", homes(vouchers, truth, rng))
-    play_rings(ledger, campaign, ids, rings, truth, rng)
+    holdings = [Holding(v.id, v.person_id, v.type_id) for v in vouchers]
+    truth, rings = plan_rings(campaign, holdings, merchants, rate, rng, locate)
+    play_rings(ledger, campaign, ids, rings, {v.id: v for v in vouchers}, truth, rng)
+    honest = [v for v in vouchers if v.person_id not in truth.ring]
     return Planted(truth, honest)
+
+
+def plan_rings(
+    campaign: Campaign,
+    holdings: list[Holding],
+    merchants: list[SimMerchant],
+    rate: float,
+    rng: random.Random,
+    locate: Locate,
+) -> tuple[FraudTruth, dict[str, list[Holding]]]:
+    """Choose the colluders, recruit their rings and store everyone's coarse home."""
+    colluders = pick_colluders(merchants, rate, rng)
+    truth, rings = recruit(campaign, holdings, merchants, colluders, rng)
+    locate("merchant", shop_locations(merchants, rng))
+    locate("person", homes(holdings, truth, rng))
+    return truth, rings
