@@ -180,6 +180,8 @@ async def test_reviewing_twice_or_an_unknown_flag_is_a_clear_problem(api: Api) -
     assert "ff_nope" in unknown.json()["detail"]
     empty = await api.client.post(f"{path}/dismiss", json={"reason": ""}, headers=api.ops("d2"))
     assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "body.reason"
+    blank = await api.client.post(f"{path}/dismiss", json={"reason": "   "}, headers=api.ops("d4"))
+    assert blank.status_code == 422 and blank.json()["code"] == "invalid_request"
     extra = await api.client.post(
         f"{path}/dismiss", json={"reason": "x", "suspend_merchant": True}, headers=api.ops("d3")
     )
@@ -211,3 +213,16 @@ async def test_the_cli_refuses_a_missing_ledger_and_a_bad_date(tmp_path: Path) -
         json.loads(cli("audit", "digest", str(tmp_path / "empty.db"), "2022-03-05").stdout)["count"]
         == 0
     )
+
+
+async def test_a_rescan_neither_duplicates_nor_reopens_a_reviewed_flag(api: Api) -> None:
+    await api.enroll("shop-1", "retail")
+    flag = planted_flag(api, "shop-1")
+    path = f"/v1/ops/fraud/flags/{flag.id}"
+    await api.client.post(f"{path}/dismiss", json={"reason": "seasonal"}, headers=api.ops("d1"))
+    engine = api.container.ledger.engine
+    assert store_flags(engine, [flag], api.clock.now()) == 0
+    after = (await api.client.get(path, headers=api.ops("g"))).json()
+    assert after["status"] == "dismissed" and after["review_reason"] == "seasonal"
+    listed = await api.client.get("/v1/ops/fraud/flags", headers=api.ops("l"))
+    assert [f["id"] for f in listed.json()] == [flag.id]

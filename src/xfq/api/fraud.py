@@ -45,13 +45,13 @@ class ScanOut(BaseModel):
 
 class ConfirmIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: str = Field(min_length=1, max_length=500, pattern=r"\S")
     suspend_merchant: bool = False
 
 
 class DismissIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: str = Field(min_length=1, max_length=500, pattern=r"\S")
 
 
 class ReviewOut(BaseModel):

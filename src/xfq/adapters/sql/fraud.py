@@ -105,30 +105,31 @@ def store_flags(engine: sa.Engine, flags: list[Flag], at: datetime) -> int:
     """Insert new flags, refresh the evidence of open ones; reviewed flags are left as they
     were reviewed. The number of new flags."""
     f = tables.fraud_flags
+    with engine.connect() as c:
+        known = set(c.execute(sa.select(f.c.id)).scalars())
+    # Writes only inside the transaction: SQLite then takes its write lock at the first
+    # statement and waits for the ledger's writer, instead of failing on a stale read.
     with engine.begin() as c:
-        known = dict(c.execute(sa.select(f.c.id, f.c.status)).all())
-        new = 0
         for flag in flags:
             values = {
                 "redemption_ids": json.dumps(list(flag.redemption_ids)),
                 "evidence": canonical_json(flag.evidence),
                 "explanation": flag.explanation,
             }
-            status = known.get(flag.id)
-            if status is None:
-                row = {
-                    "id": flag.id,
-                    "rule": flag.rule.value,
-                    "merchant_id": flag.merchant_id,
-                    "person_id": flag.person_id,
-                    "found_at_us": to_us(at),
-                    "status": FlagStatus.OPEN.value,
-                }
-                c.execute(f.insert().values(**row, **values))
-                new += 1
-            elif status == FlagStatus.OPEN.value:
-                c.execute(f.update().where(f.c.id == flag.id).values(**values))
-    return new
+            if flag.id in known:
+                open_only = (f.c.id == flag.id) & (f.c.status == FlagStatus.OPEN.value)
+                c.execute(f.update().where(open_only).values(**values))
+                continue
+            row = {
+                "id": flag.id,
+                "rule": flag.rule.value,
+                "merchant_id": flag.merchant_id,
+                "person_id": flag.person_id,
+                "found_at_us": to_us(at),
+                "status": FlagStatus.OPEN.value,
+            }
+            c.execute(f.insert().values(**row, **values))
+    return sum(1 for flag in flags if flag.id not in known)
 
 
 def _stored(row: sa.Row[tuple[object, ...]]) -> StoredFlag:
@@ -152,12 +153,23 @@ def _stored(row: sa.Row[tuple[object, ...]]) -> StoredFlag:
 def list_flags(
     engine: sa.Engine, status: FlagStatus | None = None, limit: int = 500
 ) -> list[StoredFlag]:
+    """Open flags first, then by rule and merchant."""
     f = tables.fraud_flags
-    query = sa.select(f).order_by(f.c.rule, f.c.merchant_id, f.c.person_id).limit(limit)
+    reviewed = sa.case((f.c.status == FlagStatus.OPEN.value, 0), else_=1)
+    order = (reviewed, f.c.rule, f.c.merchant_id, f.c.person_id)
+    query = sa.select(f).order_by(*order).limit(limit)
     if status is not None:
         query = query.where(f.c.status == status.value)
     with engine.connect() as c:
         return [_stored(row) for row in c.execute(query)]
+
+
+def flag_counts(engine: sa.Engine) -> dict[str, int]:
+    f = tables.fraud_flags
+    query = sa.select(f.c.status, sa.func.count()).group_by(f.c.status)
+    with engine.connect() as c:
+        found = {str(status): int(n) for status, n in c.execute(query)}
+    return {s.value: found.get(s.value, 0) for s in FlagStatus}
 
 
 def get_flag(engine: sa.Engine, flag_id: str) -> StoredFlag | None:
