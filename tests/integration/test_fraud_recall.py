@@ -1,9 +1,10 @@
 """The fraud rules against the synthetic fraud planted in a small demo run (ground truth kept).
 
-Floors chosen from measurement (seeds 3, 4, 5 at 6,000 people, 25 shops per category, 10%
-colluding, and this run): every planted colluder was flagged and at most 2 of 92 honest shops
-(2.2%) before the threshold-hugging baseline was set to 25%, none after. The floors leave room
-for a different seed: recall >= 0.8, false-positive rate <= 0.05.
+Measured before choosing the floors (6,000 people, 25 shops per category, 10% colluding, seeds
+3, 4 and 5): recall 1.0 in each run and no honest shop flagged of 92; with the threshold-hugging
+baseline at 15% instead of 25%, 2 of 92 honest shops were flagged in one run. This run (4,000
+people, 20 shops per category, seed 2022) finds 8 of 8 colluders and flags 0 of 72 honest shops.
+The floors leave room for another seed or population: recall >= 0.8, false-positive rate <= 0.05.
 """
 
 from __future__ import annotations

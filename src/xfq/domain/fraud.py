@@ -88,13 +88,15 @@ class FraudInput:
 class FraudParams:
     """Thresholds of the rules, each chosen so an honest shop rarely reaches it.
 
-    - `hug_margin_pct` 2, `hug_honest_pct` 15, `hug_sigma` 4, `hug_min_count` 6: honest
+    - `hug_margin_pct` 2, `hug_honest_pct` 25, `hug_sigma` 4, `hug_min_count` 6: honest
       baskets spread from below the threshold to about twice it, and those that fall short are
       topped up by about a yuan, so some honest orders land just above the threshold too: 11-14%
-      within 2% in the demo's week, 15% allowed for. A shop is flagged when its orders within 2%
-      above the threshold exceed that honest share by 4 standard deviations of a binomial count
-      (by chance about 3 in 100,000 shops) and are at least 6: a faked order is rung up at the
-      threshold every time.
+      within 2% over the demo's week, and about a quarter at a shop whose own 20% promotion
+      pushes more baskets under the threshold; 25% is allowed for. A shop is flagged when its
+      orders within 2% above the threshold exceed that share by 4 standard deviations of a
+      binomial count (by chance about 3 in 100,000 shops) and are at least 6: a faked order is
+      rung up at the threshold every time. (With 15% allowed for, 2 of 92 honest shops with 20%
+      promotions were flagged in one demo run.)
     - `repeat_min_count` 3: one person holds one voucher per category per round; paying the same
       merchant three times needs vouchers given back by refunds and used again there.
     - `refund_within_h` 24, `refund_min_count` 4, `refund_min_share_pct` 30: about 3% of
