@@ -26,6 +26,14 @@ def ledger_file(api: Api) -> Path:
     return Path(api.container.ledger.url.removeprefix("sqlite:///"))
 
 
+def intrude(api: Api, statement: str) -> None:
+    """Someone with the database file: drops the append-only triggers, then edits the log."""
+    with api.container.ledger.engine.begin() as c:
+        c.execute(sa.text("DROP TRIGGER audit_log_no_update"))
+        c.execute(sa.text("DROP TRIGGER audit_log_no_delete"))
+        c.execute(sa.text(statement))
+
+
 async def operator_day(api: Api) -> None:
     await api.enroll("shop-1", "retail")
     await api.enroll("shop-2", "catering")
@@ -84,8 +92,7 @@ async def test_the_published_digest_is_what_the_cli_prints_and_catches_a_cut_tai
     ok = cli("audit", "verify", str(ledger_file(api)), "--digest", str(published))
     assert ok.exit_code == 0 and "7 entries, chain intact" in ok.stdout
 
-    with api.container.ledger.engine.begin() as c:
-        c.execute(sa.text("DELETE FROM audit_log WHERE seq >= 6"))
+    intrude(api, "DELETE FROM audit_log WHERE seq >= 6")
     cut = cli("audit", "verify", str(ledger_file(api)), "--digest", str(published))
     assert cut.exit_code == 1
     assert (
@@ -104,12 +111,22 @@ async def test_the_published_digest_is_what_the_cli_prints_and_catches_a_cut_tai
 async def test_audit_verify_names_the_first_broken_entry(api: Api, tamper: str, seq: int) -> None:
     await operator_day(api)
     assert cli("audit", "verify", str(ledger_file(api))).exit_code == 0
-    with api.container.ledger.engine.begin() as c:
-        c.execute(sa.text(tamper))
+    intrude(api, tamper)
     broken = cli("audit", "verify", str(ledger_file(api)))
     assert broken.exit_code == 1
     assert f"BROKEN at entry {seq}:" in broken.stdout
     assert not (await api.client.get("/v1/audit/verify", headers=api.ops("x"))).json()["ok"]
+
+
+async def test_the_database_itself_refuses_to_change_an_audit_entry(api: Api) -> None:
+    await operator_day(api)
+    for statement in ("UPDATE audit_log SET actor = 'x' WHERE seq = 1", "DELETE FROM audit_log"):
+        with (
+            pytest.raises(sa.exc.IntegrityError, match="append-only"),
+            api.container.ledger.engine.begin() as c,
+        ):
+            c.execute(sa.text(statement))
+    assert cli("audit", "verify", str(ledger_file(api))).exit_code == 0
 
 
 def planted_flag(api: Api, merchant_id: str) -> Flag:

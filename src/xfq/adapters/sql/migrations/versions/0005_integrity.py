@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("hash", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("seq"),
     )
+    _append_only(op.get_bind().dialect.name)
     op.create_table(
         "fraud_flags",
         sa.Column("id", sa.String(length=64), nullable=False),
@@ -56,8 +57,31 @@ def upgrade() -> None:
     )
 
 
+# Rows of the audit trail are never changed: the database refuses it, so no code path can by
+# mistake. (Someone who can drop the trigger can also edit the file; the hash chain shows that.)
+_SQLITE_TRIGGERS = [
+    f"CREATE TRIGGER audit_log_no_{verb} BEFORE {verb.upper()} ON audit_log "
+    f"BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"
+    for verb in ("update", "delete")
+]
+_POSTGRESQL_TRIGGER = [
+    "CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$",
+    "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+    "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
+]
+
+
+def _append_only(dialect: str) -> None:
+    statements = {"sqlite": _SQLITE_TRIGGERS, "postgresql": _POSTGRESQL_TRIGGER}
+    for statement in statements.get(dialect, []):
+        op.execute(statement)
+
+
 def downgrade() -> None:
     op.drop_table("locations")
     op.drop_index("ix_fraud_flags_status", table_name="fraud_flags")
     op.drop_table("fraud_flags")
     op.drop_table("audit_log")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION audit_log_append_only()")
