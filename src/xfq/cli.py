@@ -43,6 +43,10 @@ def demo(
     exit_when_done: Annotated[
         bool, typer.Option("--exit", help="Stop the server when done instead of serving on.")
     ] = False,
+    fraud_rate: Annotated[
+        float,
+        typer.Option(min=0.0, max=0.5, help="Share of each category's merchants that collude."),
+    ] = 0.03,
 ) -> None:
     """Run the reference round: the grab at 10:00, the week of shopping, expiry, reconciliation.
 
@@ -55,12 +59,13 @@ def demo(
     spec_path = spec or EXAMPLE
     if direct:
         people = population or 300_000
-        ok = run_demo(spec_path, workdir, people, merchants, seed, round_id, console).ok
+        ok = run_demo(spec_path, workdir, people, merchants, seed, round_id, console, fraud_rate).ok
     else:
         # Over HTTP one server process answers ~1,700 claims/s here: 20,000 people take ~1.5 min.
         people = population or 20_000
+        keep_serving = not exit_when_done
         ok = run_http_demo(
-            spec_path, workdir, people, merchants, seed, round_id, not exit_when_done, console
+            spec_path, workdir, people, merchants, seed, round_id, keep_serving, console, fraud_rate
         ).ok
     if not ok:
         raise typer.Exit(1)
