@@ -40,12 +40,17 @@ def _fraud() -> None:
     return None
 
 
-def _engine(ledger: Path, command: str) -> sa.Engine:
+def _engine(ledger: Path, command: str, writes: bool = False) -> sa.Engine:
+    """The ledger's engine; migrated only for a command that writes (verifying changes nothing)."""
     if not ledger.is_file():
         err.print(f"xfq {command}: no ledger file at {ledger}")
         raise typer.Exit(EXIT_USAGE)
     engine = create_engine(sqlite_url(ledger))
-    migrate(engine)
+    if writes:
+        migrate(engine)
+    elif not sa.inspect(engine).has_table("audit_log"):
+        err.print(f"xfq {command}: {ledger} holds no audit trail (a ledger from before it)")
+        raise typer.Exit(EXIT_USAGE)
     return engine
 
 
@@ -114,7 +119,7 @@ def scan_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per flag.")] = False,
 ) -> None:
     """Run the rules, store new flags for review (re-running adds none twice), print them."""
-    engine = _engine(ledger, "fraud scan")
+    engine = _engine(ledger, "fraud scan", writes=True)
     result = run_scan(SqlFraudStore(engine), datetime.now(UTC))
     for flag in result.flags:
         if as_json:
