@@ -34,6 +34,8 @@ SCHEMES = ("hug", "burst", "cycle", "far")
 RING_MIN = 8  # vouchers a colluding merchant gathers at least; at most ...
 RING_MAX_SHARE = 1.2  # ... this many times an honest shop's voucher orders
 CYCLES = 2  # redeem-and-refund rounds before the last redemption
+REDEEM_EVERY = timedelta(minutes=40)  # a cycle: redeemed, refunded 20 minutes later, again
+REFUND_AFTER = timedelta(minutes=20)
 CITY = GeoPoint(37_870_000, 112_550_000)  # Taiyuan
 CITY_RADIUS_E6 = 120_000  # about 13 km
 ELSEWHERE = GeoPoint(39_900_000, 116_400_000)  # over 400 km away
@@ -141,6 +143,16 @@ def fake_order(vtype: VoucherType, schemes: tuple[str, ...], rng: random.Random)
     return order or Order(vtype.threshold_fen + 1000, 0)
 
 
+@dataclass(frozen=True)
+class _RingSale:
+    merchant_id: str
+    voucher: Voucher
+    vtype: VoucherType
+    schemes: tuple[str, ...]
+    start: datetime
+    cycles: int
+
+
 def play_rings(
     ledger: Ledger,
     campaign: Campaign,
@@ -150,50 +162,60 @@ def play_rings(
     truth: FraudTruth,
     rng: random.Random,
 ) -> None:
-    """Ring up every ring's fake sales (and refund cycles) through the checkout services."""
+    """Ring up every ring's fake sales (and refund cycles) through the checkout services.
+
+    Each cycle's redemptions (then refunds) are queued together, so the ledger's writer commits
+    them in batches; every write carries its own time, so their order does not matter.
+    """
+    sales = []
     for merchant_id, ring in sorted(rings.items()):
         schemes = truth.colluders[merchant_id]
+        cycles = CYCLES if "cycle" in schemes else 0
         for h in ring:
             v = vouchers[h.voucher_id]
             start = max(v.valid_from, ring_start(campaign, schemes, v.round_id, rng))
             vtype = campaign.voucher_type(v.type_id)[1]
-            cycles = CYCLES if "cycle" in schemes else 0
-            _cash_out(
-                ledger, campaign, ids, merchant_id, v, vtype, schemes, start, cycles, truth, rng
-            )
+            sales.append(_RingSale(merchant_id, v, vtype, schemes, start, cycles))
+    for cycle in range(CYCLES + 1):
+        sales = _cycle(
+            ledger, campaign, ids, [s for s in sales if s.cycles >= cycle], cycle, truth, rng
+        )
 
 
-def _cash_out(
+def _cycle(
     ledger: Ledger,
     campaign: Campaign,
     ids: IdSource,
-    merchant_id: str,
-    voucher: Voucher,
-    vtype: VoucherType,
-    schemes: tuple[str, ...],
-    at: datetime,
-    cycles: int,
+    sales: list[_RingSale],
+    cycle: int,
     truth: FraudTruth,
     rng: random.Random,
-) -> None:
-    for cycle in range(cycles + 1):
-        when = at + timedelta(minutes=40 * cycle)
+) -> list[_RingSale]:
+    """Redeem every sale's voucher once more (and refund it if another cycle follows); the
+    sales whose voucher could be used (one past its validity drops out)."""
+    redeemed = []
+    for sale in sales:
+        order = fake_order(sale.vtype, sale.schemes, rng)
+        v = sale.voucher
         request = RedeemRequest(
-            merchant_id,
-            voucher.person_id,
-            voucher.id,
-            ids.new_id("o"),
-            fake_order(vtype, schemes, rng),
-            ids.new_id("k"),
+            sale.merchant_id, v.person_id, v.id, ids.new_id("o"), order, ids.new_id("k")
         )
-        answer = ledger.write(redeem_unit(campaign, ids, when, request)).result()
+        when = sale.start + cycle * REDEEM_EVERY
+        redeemed.append((sale, when, ledger.write(redeem_unit(campaign, ids, when, request))))
+    kept, refunds = [], []
+    for sale, when, future in redeemed:
+        answer = future.result()
         if answer.code is not CheckoutCode.OK or answer.redemption is None:
-            return  # e.g. past validity: the ring moves on
-        truth.redemption_ids.add(answer.redemption.id)
-        if cycle < cycles:
-            r = answer.redemption
-            refund = RefundRequest(merchant_id, r.id, r.threshold_base_fen, ids.new_id("k"))
-            submit_refund(ledger, campaign, ids, when + timedelta(minutes=20), refund).result()
+            continue
+        r = answer.redemption
+        truth.redemption_ids.add(r.id)
+        kept.append(sale)
+        if cycle < sale.cycles:
+            refund = RefundRequest(sale.merchant_id, r.id, r.threshold_base_fen, ids.new_id("k"))
+            refunds.append(submit_refund(ledger, campaign, ids, when + REFUND_AFTER, refund))
+    for f in refunds:
+        f.result()
+    return kept
 
 
 FRAUD_RATE = 0.03  # share of each category's merchants that collude (the demo's default)

@@ -7,14 +7,19 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from itertools import groupby
 
-from xfq.simulation.fraud import CYCLES, FraudTruth, Holding, fake_order, ring_start
+from xfq.simulation.fraud import (
+    CYCLES,
+    REDEEM_EVERY,
+    REFUND_AFTER,
+    FraudTruth,
+    Holding,
+    fake_order,
+    ring_start,
+)
 from xfq.simulation.over_http import Driver, Till
-
-_REDEEM_EVERY = timedelta(minutes=40)
-_REFUND_AFTER = timedelta(minutes=20)
 
 
 @dataclass(frozen=True)
@@ -37,10 +42,10 @@ def _steps(
             rnd = driver.campaign.voucher_type(h.type_id)[0]
             start = ring_start(driver.campaign, schemes, rnd.id, rng)
             for cycle in range(cycles + 1):
-                at = start + cycle * _REDEEM_EVERY
+                at = start + cycle * REDEEM_EVERY
                 steps.append(_Step(at, False, merchant_id, h, cycle))
                 if cycle < cycles:
-                    steps.append(_Step(at + _REFUND_AFTER, True, merchant_id, h, cycle))
+                    steps.append(_Step(at + REFUND_AFTER, True, merchant_id, h, cycle))
     return sorted(steps, key=lambda s: (s.at, s.refund))
 
 

@@ -68,6 +68,9 @@ def load_input(engine: sa.Engine) -> FraudInput:
     return FraudInput(records, merchants, homes)
 
 
+_IDS_PER_STATEMENT = 500  # SQLite allows 32,766 parameters per statement
+
+
 def save_locations(engine: sa.Engine, kind: str, points: dict[str, GeoPoint]) -> None:
     """Coarse locations (rounded to 0.01 degree, about 1 km), replacing earlier ones."""
     loc = tables.locations
@@ -75,8 +78,11 @@ def save_locations(engine: sa.Engine, kind: str, points: dict[str, GeoPoint]) ->
         {"kind": kind, "id": i, "lat_e6": _coarse(p.lat_e6), "lon_e6": _coarse(p.lon_e6)}
         for i, p in points.items()
     ]
+    ids = list(points)
     with engine.begin() as c:
-        c.execute(loc.delete().where(loc.c.kind == kind, loc.c.id.in_(list(points))))
+        for start in range(0, len(ids), _IDS_PER_STATEMENT):
+            chunk = ids[start : start + _IDS_PER_STATEMENT]
+            c.execute(loc.delete().where(loc.c.kind == kind, loc.c.id.in_(chunk)))
         if rows:
             c.execute(loc.insert(), rows)
 
