@@ -14,6 +14,7 @@ from xfq.adapters.sql.fraud import SqlFraudStore, StoredFlag, get_flag, list_fla
 from xfq.api.deps import ContainerDep, IdempotencyKey, OperatorDep, ReaderDep
 from xfq.api.idempotency import once
 from xfq.api.schemas import PROBLEM_RESPONSES
+from xfq.bootstrap import Container
 from xfq.domain.errors import UnknownObject
 from xfq.domain.fraud import FlagStatus
 from xfq.services.fraud import Review, review_unit, run_scan
@@ -142,7 +143,7 @@ async def dismiss(
     return await _review(review, request, key, container)
 
 
-async def _review(review: Review, request: Request, key: str, container: ContainerDep) -> Response:
+async def _review(review: Review, request: Request, key: str, container: Container) -> Response:
     async def handle() -> ReviewOut:
         unit = review_unit(review, container.clock.now())
         answer = await asyncio.wrap_future(container.ledger.write(unit))
