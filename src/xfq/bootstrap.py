@@ -20,6 +20,7 @@ from xfq.config import Settings
 from xfq.domain.campaign import Campaign
 from xfq.domain.errors import XfqError
 from xfq.ports import Clock
+from xfq.services import operations
 from xfq.spec import parse_campaign
 
 
@@ -85,7 +86,9 @@ class Container:
         moved = campaign.with_claim_window(round_id, opens_at, closes_at)
         with self._swap:
             engine.replace_campaign(moved)
-            self.ledger.record_window(round_id, opens_at, closes_at, action, operator, now)
+            operations.record_window(
+                self.ledger, operator, round_id, opens_at, closes_at, action, now
+            ).result()
             self.campaign = moved
         return moved
 

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from xfq.domain.errors import SpecError, XfqError
+from xfq.integrity_cli import audit_app, fraud_app
 from xfq.money_cli import expire_command, rollover_command, settle_command
 from xfq.spec import parse_campaign
 from xfq.spec.cli import spec_app
@@ -21,6 +22,8 @@ app.add_typer(spec_app, name="spec")
 app.command("expire")(expire_command)
 app.command("rollover")(rollover_command)
 app.command("settle")(settle_command)
+app.add_typer(audit_app, name="audit")
+app.add_typer(fraud_app, name="fraud")
 console = Console()
 errors = Console(stderr=True)
 
@@ -44,6 +47,10 @@ def demo(
     exit_when_done: Annotated[
         bool, typer.Option("--exit", help="Stop the server when done instead of serving on.")
     ] = False,
+    fraud_rate: Annotated[
+        float,
+        typer.Option(min=0.0, max=0.5, help="Share of each category's merchants that collude."),
+    ] = 0.03,
 ) -> None:
     """Run the reference round: the grab at 10:00, the week of shopping, expiry, reconciliation.
 
@@ -56,12 +63,13 @@ def demo(
     spec_path = spec or EXAMPLE
     if direct:
         people = population or 300_000
-        ok = run_demo(spec_path, workdir, people, merchants, seed, round_id, console).ok
+        ok = run_demo(spec_path, workdir, people, merchants, seed, round_id, console, fraud_rate).ok
     else:
         # Over HTTP one server process answers ~1,700 claims/s here: 20,000 people take ~1.5 min.
         people = population or 20_000
+        keep_serving = not exit_when_done
         ok = run_http_demo(
-            spec_path, workdir, people, merchants, seed, round_id, not exit_when_done, console
+            spec_path, workdir, people, merchants, seed, round_id, keep_serving, console, fraud_rate
         ).ok
     if not ok:
         raise typer.Exit(1)

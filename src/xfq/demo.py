@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -15,17 +15,23 @@ from xfq.adapters.clock import SimulatedClock
 from xfq.adapters.embedded.engine import EmbeddedClaimEngine
 from xfq.adapters.ids import RandomIds
 from xfq.adapters.sql.figures import gather
+from xfq.adapters.sql.fraud import SqlFraudStore, save_locations
 from xfq.adapters.sql.ledger import SqlLedger
 from xfq.adapters.sql.schema import create_engine, sqlite_url
+from xfq.domain.fraud import GeoPoint
 from xfq.domain.money import format_yuan
+from xfq.services import operations
 from xfq.services.expiry import expire
+from xfq.services.fraud import run_scan
 from xfq.services.reconcile import Check, TypeFigures, reconcile
+from xfq.simulation.fraud import FRAUD_RATE, FraudTruth, plant_fraud
 from xfq.simulation.grab import GrabResult, run_grab
 from xfq.simulation.over_http import HttpGrabResult
-from xfq.simulation.population import make_merchants, make_population
+from xfq.simulation.population import SimMerchant, make_merchants, make_population
 from xfq.simulation.week import WeekResult, run_week
 from xfq.spec import load_campaign
 
+OPERATOR = "demo-operator"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "taiyuan-2022" / "campaign.toml"
 
 
@@ -36,6 +42,7 @@ class DemoOutcome:
     grab: GrabResult
     week: WeekResult
     checks: list[Check]
+    fraud: FraudTruth | None = None
 
     @property
     def ok(self) -> bool:
@@ -50,6 +57,7 @@ def run_demo(
     seed: int,
     round_id: str,
     console: Console,
+    fraud_rate: float = FRAUD_RATE,
 ) -> DemoOutcome:
     campaign = load_campaign(spec_path)
     rnd = campaign.round(round_id)
@@ -64,21 +72,27 @@ def run_demo(
     merchants = make_merchants(
         sorted({t.category for t in rnd.types}), merchants_per_category, seed
     )
-    for m in merchants:
-        ledger.enroll_merchant(m.id, m.name, m.category, clock.now())
+    enroll_all(ledger, merchants, clock.now())
     engine = EmbeddedClaimEngine(campaign, ledger, ids, workdir / "engine.lock")
     people = make_population(rnd, population, seed)
     with progress_bars(console) as progress:
         task = progress.add_task(f"grab {rnd.name} at {rnd.opens_at:%H:%M}", total=None)
         grab = run_grab(engine, clock, rnd.opens_at, people, lambda n: progress.advance(task, n))
         progress.update(task, total=progress.tasks[task].completed)
+
+        def locate(kind: str, points: dict[str, GeoPoint]) -> None:
+            save_locations(ledger.engine, kind, points)
+
+        planted = plant_fraud(
+            ledger, campaign, ids, grab.issued, merchants, seed, fraud_rate, locate
+        )
         task = progress.add_task("validity week: shopping and refunds", total=len(grab.issued))
         week = run_week(
             ledger,
             campaign,
             clock,
             ids,
-            grab.issued,
+            planted.honest,
             merchants,
             seed,
             lambda n: progress.advance(task, n),
@@ -96,8 +110,34 @@ def run_demo(
     types = [t for t in figures.types if t.round_id == rnd.id]
     print_summary(console, f"{campaign.name} {rnd.name}", types, grab, week)
     print_checks(console, checks)
+    print_fraud(console, ledger_path, planted.truth, clock.now())
     console.print(f"Ledger: [bold]{ledger_path}[/] (SQLite); issued answers: {answers_path}")
-    return DemoOutcome(ledger_path, answers_path, grab, week, checks)
+    return DemoOutcome(ledger_path, answers_path, grab, week, checks, planted.truth)
+
+
+def print_fraud(console: Console, ledger_path: Path, truth: FraudTruth, at: datetime) -> None:
+    """The fraud scan over the demo's ledger against the fraud the demo planted."""
+    flags = run_scan(SqlFraudStore(create_engine(sqlite_url(ledger_path))), at).flags
+    flagged = {f.merchant_id for f in flags}
+    found = len(flagged & set(truth.colluders))
+    console.print(
+        f"[bold]Fraud scan[/]: {len(flags)} flags on {len(flagged)} merchants; "
+        f"{found} of {len(truth.colluders)} planted colluding merchants flagged, "
+        f"{len(flagged - set(truth.colluders))} honest ones flagged (`xfq fraud scan` lists them)"
+    )
+
+
+def enroll_all(ledger: SqlLedger, merchants: list[SimMerchant], at: datetime) -> None:
+    """Enroll and approve every merchant as an operator would: each change audited."""
+    for status in ("pending", "enrolled"):
+        futures = [
+            operations.enroll_merchant(ledger, OPERATOR, m.id, m.name, m.category, at)
+            if status == "pending"
+            else operations.set_merchant_status(ledger, OPERATOR, m.id, status, at)
+            for m in merchants
+        ]
+        for future in futures:
+            future.result()
 
 
 def progress_bars(console: Console) -> Progress:

@@ -7,6 +7,7 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -20,12 +21,16 @@ from pathlib import Path
 from rich.console import Console
 
 from xfq.adapters.sql.figures import gather
+from xfq.adapters.sql.fraud import save_locations
 from xfq.adapters.sql.schema import create_engine, sqlite_url
-from xfq.demo import print_checks, print_summary, progress_bars
+from xfq.demo import print_checks, print_fraud, print_summary, progress_bars
 from xfq.domain.campaign import Campaign, Round
+from xfq.domain.fraud import GeoPoint
 from xfq.services.reconcile import Check, reconcile
+from xfq.simulation.fraud import FRAUD_RATE, FraudTruth, Holding, Locate, plan_rings
+from xfq.simulation.fraud_http import play_rings_over_http
 from xfq.simulation.http_client import HttpPool
-from xfq.simulation.over_http import DemoIdentityProvider, Driver, HttpGrabResult
+from xfq.simulation.over_http import DemoIdentityProvider, Driver, HttpGrabResult, Till
 from xfq.simulation.population import make_merchants, make_population
 from xfq.simulation.week import WeekResult
 from xfq.spec import load_campaign
@@ -42,6 +47,7 @@ class HttpDemoOutcome:
     grab: HttpGrabResult
     week: WeekResult
     checks: list[Check]
+    fraud: FraudTruth | None = None
 
     @property
     def ok(self) -> bool:
@@ -135,7 +141,9 @@ async def _drive(
     merchants_per_category: int,
     seed: int,
     console: Console,
-) -> tuple[HttpGrabResult, WeekResult]:
+    fraud_rate: float,
+    locate: Locate,
+) -> tuple[HttpGrabResult, WeekResult, FraudTruth]:
     pool = HttpPool("127.0.0.1", port, CONNECTIONS)
     await pool.open()
     try:
@@ -150,15 +158,34 @@ async def _drive(
             task = progress.add_task(f"grab {rnd.name} over HTTP", total=None)
             grab = await driver.grab(rnd, people, lambda n: progress.advance(task, n))
             progress.update(task, total=progress.tasks[task].completed)
+            truth, honest = await _plant_fraud(driver, grab, tills, seed, fraud_rate, locate)
             task = progress.add_task("week: tills over HTTP", total=len(grab.issued))
-            week = await driver.week(grab.issued, tills, seed, lambda n: progress.advance(task, n))
+            week = await driver.week(honest, tills, seed, lambda n: progress.advance(task, n))
             progress.update(task, completed=len(grab.issued))
         await driver.set_clock(rnd.opens_at + timedelta(days=7))
         expired = await pool.request("POST", "/v1/ops/expire", driver.bearer("demo-operator"))
         assert expired.status == 200, expired.body
-        return grab, week
+        return grab, week, truth
     finally:
         await pool.close()
+
+
+async def _plant_fraud(
+    driver: Driver,
+    grab: HttpGrabResult,
+    tills: list[Till],
+    seed: int,
+    rate: float,
+    locate: Locate,
+) -> tuple[FraudTruth, dict[str, tuple[str, str]]]:
+    """Colluding tills ring up their rings (see `simulation.fraud`); the rest shop honestly."""
+    rng = random.Random(seed + 7)
+    holdings = [Holding(v, person, type_id) for v, (person, type_id) in grab.issued.items()]
+    merchants = [t.merchant for t in tills]
+    truth, rings = plan_rings(driver.campaign, holdings, merchants, rate, rng, locate)
+    await play_rings_over_http(driver, {t.merchant.id: t for t in tills}, rings, truth, rng)
+    honest = {v: held for v, held in grab.issued.items() if held[0] not in truth.ring}
+    return truth, honest
 
 
 def run_http_demo(
@@ -170,6 +197,7 @@ def run_http_demo(
     round_id: str,
     keep_serving: bool,
     console: Console,
+    fraud_rate: float = FRAUD_RATE,
 ) -> HttpDemoOutcome:
     campaign = load_campaign(spec)
     rnd = campaign.round(round_id)
@@ -186,21 +214,38 @@ def run_http_demo(
         console.print(
             f"xfq serves {base}: dashboard {base}/ops, wallet {base}/, till {base}/merchant"
         )
-        grab, week = asyncio.run(
-            _drive(port, idp, campaign, rnd, population, merchants_per_category, seed, console)
+        engine = create_engine(sqlite_url(ledger))
+
+        def locate(kind: str, points: dict[str, GeoPoint]) -> None:
+            save_locations(engine, kind, points)
+
+        grab, week, truth = asyncio.run(
+            _drive(
+                port,
+                idp,
+                campaign,
+                rnd,
+                population,
+                merchants_per_category,
+                seed,
+                console,
+                fraud_rate,
+                locate,
+            )
         )
-        figures = gather(create_engine(sqlite_url(ledger)), with_ids=True, campaign=campaign)
+        figures = gather(engine, with_ids=True, campaign=campaign)
         checks = reconcile(campaign, figures, grab.issued)
         types = [t for t in figures.types if t.round_id == rnd.id]
         print_summary(console, f"{campaign.name} {rnd.name} (over HTTP)", types, grab, week)
         print_checks(console, checks)
+        print_fraud(console, ledger, truth, rnd.opens_at + timedelta(days=7))
         console.print(f"Ledger: [bold]{ledger}[/]")
         if keep_serving:
             console.print(f"Dashboard: [bold]{base}/ops[/] — Ctrl-C to stop the server")
             _serve_until_interrupted(server)
     finally:
         stop_server(server)
-    return HttpDemoOutcome(ledger, base, grab, week, checks)
+    return HttpDemoOutcome(ledger, base, grab, week, checks, truth)
 
 
 def _serve_until_interrupted(server: subprocess.Popen[bytes]) -> None:

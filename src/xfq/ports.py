@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple, Protocol, TypeVar
 
+from xfq.domain.audit import AuditEntry
 from xfq.domain.checkout import Merchant
 from xfq.domain.claim import ClaimCode
 from xfq.domain.eligibility import Citizen
+from xfq.domain.fraud import Flag, FraudInput
 from xfq.domain.redemption import Redemption, Refund
 from xfq.domain.rollover import RolloverMove
 from xfq.domain.settlement import DaySettlement, Settled, SettledRedemption, StatementLine
@@ -121,6 +123,40 @@ class LedgerTx(LedgerReader, Protocol):
         """Expire every issued voucher whose validity ended by `at`; the number expired."""
         ...
 
+    # Operators' writes and the audit trail (see services/audit.py and services/operations.py).
+
+    def insert_merchant(
+        self, merchant_id: str, name: str, category: str, status: str, at: datetime
+    ) -> None: ...
+
+    def set_merchant_status(self, merchant_id: str, status: str) -> bool: ...
+
+    def merchant_status(self, merchant_id: str) -> str | None: ...
+
+    def insert_round_window(
+        self,
+        round_id: str,
+        opens_at: datetime,
+        closes_at: datetime,
+        action: str,
+        operator: str,
+        at: datetime,
+    ) -> None: ...
+
+    def last_audit_entry(self) -> AuditEntry | None: ...
+
+    def insert_audit_entry(self, entry: AuditEntry) -> None: ...
+
+    def fraud_flag_status(self, flag_id: str) -> tuple[str, str] | None:
+        """(status, merchant id) of a stored fraud flag."""
+        ...
+
+    def review_fraud_flag(
+        self, flag_id: str, status: str, reviewer: str, at: datetime, reason: str
+    ) -> bool:
+        """Close an open flag; False if it is not open (any more)."""
+        ...
+
 
 class Ledger(Protocol):
     def write(self, unit: Callable[[LedgerTx], T]) -> Future[T]:
@@ -162,4 +198,13 @@ class RolloverStore(Protocol):
 
     def record(self, moves: list[RolloverMove], at: datetime) -> bool:
         """Record a round's moves at once; False if that round had rolled over already."""
+
+
+class FraudStore(Protocol):
+    """What the fraud scan reads (redemptions, merchants, homes) and where its flags go."""
+
+    def fraud_input(self) -> FraudInput: ...
+
+    def store_flags(self, flags: list[Flag], at: datetime) -> int:
+        """Insert new flags, refresh open ones; the number of new flags."""
         ...

@@ -14,10 +14,12 @@ import pytest
 import spec_text
 from xfq.adapters.clock import SimulatedClock
 from xfq.adapters.embedded.engine import EmbeddedClaimEngine
+from xfq.adapters.sql.audit import iter_entries
 from xfq.adapters.sql.figures import gather
 from xfq.adapters.sql.rollovers import SqlRolloverStore
 from xfq.bootstrap import Container, build
 from xfq.config import Settings
+from xfq.domain.audit import verify_chain
 from xfq.domain.checkout import CheckoutCode, Order
 from xfq.domain.claim import ClaimCode
 from xfq.domain.eligibility import Citizen, Residency
@@ -104,6 +106,10 @@ def test_leftovers_of_round_1_become_extra_vouchers_of_round_2_once(
     again = apply_rollover(c, "r1")  # idempotent: nothing moves twice
     assert not again.newly_done and again.moves == done.moves
     assert engine.stock()["r2-retail-180-40"] == 4
+    entries = list(iter_entries(c.ledger.engine))
+    rolled = [e for e in entries if e.action == "rollover"]
+    assert [(e.subject, e.actor) for e in rolled] == [("r1", "xfq")]  # once, by the system
+    assert '"into_round":"r2"' in rolled[0].details_json and verify_chain(entries) is None
 
 
 def test_a_restarted_engine_counts_the_rolled_over_stock_and_reconciliation_includes_it(

@@ -15,9 +15,11 @@ from xfq.adapters.clock import SimulatedClock
 from xfq.adapters.embedded.engine import EmbeddedClaimEngine
 from xfq.adapters.ids import RandomIds
 from xfq.adapters.settlement_files import statement_csv, write_day_files
+from xfq.adapters.sql.audit import iter_entries
 from xfq.adapters.sql.figures import gather
 from xfq.adapters.sql.ledger import SqlLedger
 from xfq.adapters.sql.settlement import SqlSettlementStore
+from xfq.domain.audit import verify_chain
 from xfq.domain.campaign import Campaign
 from xfq.domain.checkout import CheckoutCode, Order
 from xfq.domain.claim import ClaimCode
@@ -171,6 +173,17 @@ def test_closing_a_day_freezes_it_and_a_later_reversal_goes_to_the_next_open_day
     again = close_day(city.store, city.campaign, march(7), at(10), "someone else")
     assert not again.newly_closed and again.settlement == closing.settlement
     assert settlement_total_fen(city.store, city.campaign) == city.standing_discounts_fen()
+    # Each closing is in the audit trail once, with what was owed, and the chain holds.
+    entries = list(iter_entries(city.ledger.engine))
+    closings = [
+        (e.actor, e.subject, e.details_json) for e in entries if e.action == "settlement.closed"
+    ]
+    assert [(actor, day) for actor, day, _ in closings] == [
+        ("op", "2022-03-07"),
+        ("op", "2022-03-08"),
+    ]
+    assert '"owed_fen":4000' in closings[0][2]
+    assert verify_chain(entries) is None
 
 
 def test_a_reversal_on_a_day_closed_meanwhile_is_carried_to_the_first_open_day(

@@ -8,8 +8,10 @@ from fastapi import FastAPI
 
 from xfq import web
 from xfq.api import (
+    audit,
     citizens,
     dev,
+    fraud,
     merchants,
     observability,
     openapi,
@@ -46,6 +48,8 @@ def create_app(container: Container) -> Any:
     app.include_router(operators.router)
     app.include_router(settlements.ops_router)
     app.include_router(settlements.merchant_router)
+    app.include_router(audit.router)
+    app.include_router(fraud.router)
     if container.dev_issuer is not None:
         app.include_router(dev.router)
     limiter = RateLimiter(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 from typing import Annotated
 
@@ -23,7 +24,8 @@ from xfq.api.schemas import (
     campaign_out,
 )
 from xfq.bootstrap import Container
-from xfq.domain.errors import UnknownObject, XfqError
+from xfq.services import operations
+from xfq.services.audit import record
 from xfq.services.expiry import expire
 
 router = APIRouter(prefix="/v1/ops", tags=["operators"], responses=PROBLEM_RESPONSES)
@@ -47,8 +49,15 @@ async def put_campaign(
     """Import (or update) the campaign from its TOML text; refused with every problem listed."""
 
     async def handle() -> CampaignOut:
-        container.load_campaign(body.toml, "the uploaded campaign", container.clock.now())
+        now = container.clock.now()
+        container.load_campaign(body.toml, "the uploaded campaign", now)
         campaign, engine = container.running()
+        details = {"spec_sha256": hashlib.sha256(body.toml.encode("utf-8")).hexdigest()}
+        await asyncio.wrap_future(
+            container.ledger.write(
+                lambda tx: record(tx, who.subject, "campaign.imported", campaign.id, details, now)
+            )
+        )
         return campaign_out(campaign, engine.stock())
 
     return await once(request, container, who.subject, key, handle)
@@ -66,10 +75,12 @@ async def post_merchant(
 
     async def handle() -> MerchantOut:
         container.running()[0].category(body.category)  # unknown category: 404 with the reason
-        if any(m.id == body.id for m in container.ledger.merchants()):
-            raise XfqError(f"merchant {body.id} is already enrolled")
         at = container.clock.now()
-        container.ledger.enroll_merchant(body.id, body.name, body.category, at, "pending")
+        await asyncio.wrap_future(
+            operations.enroll_merchant(
+                container.ledger, who.subject, body.id, body.name, body.category, at
+            )
+        )
         return MerchantOut(id=body.id, name=body.name, category=body.category, status="pending")
 
     return await once(request, container, who.subject, key, handle, status=201)
@@ -87,8 +98,7 @@ async def approve_merchant(
     with the same Idempotency-Key shows the same key rather than issuing another)."""
 
     async def handle() -> MerchantKeyOut:
-        if not container.ledger.set_merchant_status(merchant_id, "enrolled"):
-            raise UnknownObject(f"no merchant {merchant_id}")
+        await _set_status(container, who.subject, merchant_id, "enrolled")
         key_id, secret = f"mk_{secrets.token_urlsafe(9)}", secrets.token_urlsafe(32)
         container.ledger.add_merchant_key(key_id, merchant_id, secret, container.clock.now())
         container.merchant_keys[key_id] = (secret.encode(), merchant_id)
@@ -107,13 +117,37 @@ async def suspend_merchant(
 ) -> Response:
     """Stop a merchant redeeming (it can still refund earlier redemptions)."""
 
+    return await _status_change(merchant_id, "suspended", request, who.subject, key, container)
+
+
+@router.post("/merchants/{merchant_id}/reinstate", response_model=MerchantOut)
+async def reinstate_merchant(
+    merchant_id: MerchantId,
+    request: Request,
+    who: OperatorDep,
+    key: IdempotencyKey,
+    container: ContainerDep,
+) -> Response:
+    """Let a suspended merchant redeem again with its existing keys."""
+    return await _status_change(merchant_id, "enrolled", request, who.subject, key, container)
+
+
+async def _set_status(container: Container, actor: str, merchant_id: str, status: str) -> None:
+    at = container.clock.now()
+    await asyncio.wrap_future(
+        operations.set_merchant_status(container.ledger, actor, merchant_id, status, at)
+    )
+
+
+async def _status_change(
+    merchant_id: str, status: str, request: Request, actor: str, key: str, container: Container
+) -> Response:
     async def handle() -> MerchantOut:
-        if not container.ledger.set_merchant_status(merchant_id, "suspended"):
-            raise UnknownObject(f"no merchant {merchant_id}")
+        await _set_status(container, actor, merchant_id, status)
         m = next(m for m in container.ledger.merchants() if m.id == merchant_id)
         return MerchantOut(id=m.id, name=m.name, category=m.category, status=m.status)
 
-    return await once(request, container, who.subject, key, handle)
+    return await once(request, container, actor, key, handle)
 
 
 RoundId = Annotated[str, Path(min_length=1, max_length=64)]

@@ -71,8 +71,7 @@ def roll_over(
     moves = plan_rollover(campaign, round_id, into, leftovers)
     if not store.record(moves, now):
         return RolloverResult(round_id, into.id, tuple(store.moves(round_id)), newly_done=False)
-    # audit: record "rollover" (round_id -> into.id, value_fen, added counts per type) here
-    # once the audit log lands.
+    # The store appended the "rollover" audit entry in the same transaction as the moves.
     ordered = tuple(sorted(moves, key=lambda m: m.from_type_id))  # as the store lists them
     return RolloverResult(round_id, into.id, ordered, newly_done=True)
 

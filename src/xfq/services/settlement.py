@@ -47,8 +47,7 @@ def close_day(
     settlement = replace(day_settlement(store, campaign, day), closed_at=now)
     if not store.record_closing(settlement, closed_by):
         return Closing(_closed(store, day), newly_closed=False)
-    # audit: record "settlement closed" (day, settlement.owed_fen, settlement.payable_fen,
-    # settlement.held_fen, closed_by) here once the audit log lands.
+    # The store appended the "settlement.closed" audit entry in the same transaction.
     return Closing(settlement, newly_closed=True)
 
 

@@ -197,7 +197,7 @@ class Driver:
                 "POST", f"/v1/vouchers/{voucher_id}/till-code?qr=false", self.bearer(person)
             )
         ).json()["code"]
-        redeemed = await self._signed(
+        redeemed = await self.signed(
             till,
             "POST",
             "/v1/merchant/redemptions",
@@ -223,12 +223,12 @@ class Driver:
         else:
             return
         path = f"/v1/merchant/redemptions/{redemption['id']}/refunds"
-        reply = await self._signed(
+        reply = await self.signed(
             till, "POST", path, {"refund_fen": refund}, f"f-{redemption['id']}"
         )
         result.refund_outcomes[reply.json().get("outcome") or reply.json().get("code", "?")] += 1
 
-    async def _signed(
+    async def signed(
         self, till: Till, method: str, path: str, body: dict[str, object], key: str
     ) -> Reply:
         raw = json.dumps(body).encode()

@@ -151,6 +151,7 @@ class SqlLedger:
             )
 
     def set_merchant_status(self, merchant_id: str, status: str) -> bool:
+        """Unaudited; an operator's change goes through `xfq.services.operations` instead."""
         m = tables.merchants
         with self.engine.begin() as c:
             done = c.execute(m.update().where(m.c.id == merchant_id).values(status=status))
@@ -200,27 +201,6 @@ class SqlLedger:
                     request_sha256=request_sha256,
                     status=status,
                     body=body,
-                    at_us=to_us(at),
-                )
-            )
-
-    def record_window(
-        self,
-        round_id: str,
-        opens_at: datetime,
-        closes_at: datetime,
-        action: str,
-        operator: str,
-        at: datetime,
-    ) -> None:
-        with self.engine.begin() as c:
-            c.execute(
-                tables.round_windows.insert().values(
-                    round_id=round_id,
-                    opens_at_us=to_us(opens_at),
-                    claim_closes_at_us=to_us(closes_at),
-                    action=action,
-                    operator=operator,
                     at_us=to_us(at),
                 )
             )

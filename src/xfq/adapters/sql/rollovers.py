@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
-from xfq.adapters.sql import tables
+from xfq.adapters.sql import audit, tables
 from xfq.adapters.sql.times import to_us
 from xfq.domain.rollover import RolloverMove
 
@@ -65,6 +66,25 @@ class SqlRolloverStore:
         try:
             with self._engine.begin() as c:
                 c.execute(tables.rollovers.insert(), rows)
+                audit.append(c, "xfq", "rollover", moves[0].from_round, _audited(moves), at)
         except sa.exc.IntegrityError:
             return False
         return True
+
+
+def _audited(moves: list[RolloverMove]) -> dict[str, Any]:
+    return {
+        "into_round": moves[0].into_round,
+        "moves": [
+            {
+                "from_type_id": m.from_type_id,
+                "into_type_id": m.into_type_id,
+                "unclaimed": m.unclaimed,
+                "expired": m.expired,
+                "value_fen": m.value_fen,
+                "added_count": m.added_count,
+                "remainder_fen": m.remainder_fen,
+            }
+            for m in moves
+        ],
+    }

@@ -6,7 +6,7 @@ from datetime import date, tzinfo
 
 import sqlalchemy as sa
 
-from xfq.adapters.sql import tables
+from xfq.adapters.sql import audit, tables
 from xfq.adapters.sql.times import from_us, to_us
 from xfq.domain.settlement import (
     DaySettlement,
@@ -140,6 +140,19 @@ class SqlSettlementStore:
                 )
                 if rows:
                     c.execute(tables.settlement_lines.insert(), rows)
+                audit.append(
+                    c,
+                    closed_by,
+                    "settlement.closed",
+                    day,
+                    {
+                        "owed_fen": settlement.owed_fen,
+                        "payable_fen": settlement.payable_fen,
+                        "held_fen": settlement.held_fen,
+                        "lines": len(rows),
+                    },
+                    settlement.closed_at,
+                )
         except sa.exc.IntegrityError:
             return False  # closed meanwhile by someone else: their closing stands
         return True

@@ -15,9 +15,12 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
 from xfq.adapters.sql.tables import (
+    audit_log,
+    fraud_flags,
     merchants,
     redemptions,
     refunds,
+    round_windows,
     voucher_events,
     vouchers,
 )
@@ -55,6 +58,14 @@ class Statements:
     refunded_fen: str
     expire_events: str
     expire_vouchers: str
+    # operators' writes, each in one transaction with its audit entry
+    insert_merchant: str
+    set_merchant_status: str
+    insert_round_window: str
+    last_audit: str
+    insert_audit: str
+    fraud_flag: str
+    review_fraud_flag: str
 
 
 def _core() -> dict[str, ClauseElement]:
@@ -107,6 +118,24 @@ def _core() -> dict[str, ClauseElement]:
         "expire_vouchers": v.update()
         .where(v.c.state == lit("issued"), v.c.valid_until_us <= p("at_us"))
         .values(state=lit("expired")),
+        "insert_merchant": _insert(merchants),
+        "set_merchant_status": merchants.update()
+        .where(merchants.c.id == p("id"))
+        .values(status=p("status")),
+        "insert_round_window": _insert(round_windows, "seq"),
+        "last_audit": sa.select(audit_log).where(
+            audit_log.c.seq == sa.select(sa.func.max(audit_log.c.seq)).scalar_subquery()
+        ),
+        "insert_audit": _insert(audit_log),
+        "fraud_flag": sa.select(fraud_flags).where(fraud_flags.c.id == p("id")),
+        "review_fraud_flag": fraud_flags.update()
+        .where(fraud_flags.c.id == p("id"), fraud_flags.c.status == lit("open"))
+        .values(
+            status=p("status"),
+            reviewed_by=p("reviewed_by"),
+            reviewed_at_us=p("reviewed_at_us"),
+            review_reason=p("review_reason"),
+        ),
     }
 
 

@@ -188,3 +188,49 @@ rollovers = sa.Table(
     sa.Column("remainder_fen", sa.BigInteger, nullable=False),
     sa.Column("at_us", sa.BigInteger, nullable=False),
 )
+
+# The audit trail (xfq.domain.audit): rows are appended in sequence and never updated; each
+# row's hash covers the previous row's, so an edit anywhere shows in `xfq audit verify`.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("details", sa.Text, nullable=False),  # canonical JSON
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+# Cash-out fraud signals (xfq.domain.fraud) and the operators' review of each. The id is derived
+# from the rule and what it is about, so a second scan updates a flag instead of adding one.
+fraud_flags = sa.Table(
+    "fraud_flags",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("rule", sa.String(32), nullable=False),
+    sa.Column("merchant_id", sa.String(64), nullable=False),
+    sa.Column("person_id", sa.String(64), nullable=True),
+    sa.Column("redemption_ids", sa.Text, nullable=False),  # JSON list
+    sa.Column("evidence", sa.Text, nullable=False),  # canonical JSON
+    sa.Column("explanation", sa.Text, nullable=False),
+    sa.Column("found_at_us", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # open | confirmed | dismissed
+    sa.Column("reviewed_by", sa.String(64), nullable=True),
+    sa.Column("reviewed_at_us", sa.BigInteger, nullable=True),
+    sa.Column("review_reason", sa.Text, nullable=True),
+    sa.Index("ix_fraud_flags_status", "status"),
+)
+
+# Coarse locations (about 1 km: rounded to 0.01 degree) of merchants and of people who gave one,
+# for the "vouchers from far away" signal. Micro-degrees as integers.
+locations = sa.Table(
+    "locations",
+    metadata,
+    sa.Column("kind", sa.String(16), primary_key=True),  # person | merchant
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("lat_e6", sa.Integer, nullable=False),
+    sa.Column("lon_e6", sa.Integer, nullable=False),
+)

@@ -7,6 +7,7 @@ from typing import Any
 
 from xfq.adapters.sql.statements import Statements
 from xfq.adapters.sql.times import from_us, to_us
+from xfq.domain.audit import AuditEntry
 from xfq.domain.checkout import Merchant
 from xfq.domain.redemption import Redemption, RedemptionState, Refund
 from xfq.domain.voucher import Voucher, VoucherEvent, VoucherState, next_state
@@ -215,3 +216,83 @@ class SqlTx:
         params = {"at_us": to_us(at)}
         self._run(self._s.expire_events, params)
         return self._run(self._s.expire_vouchers, params)
+
+    # Operators' writes: each runs in a writer unit together with its audit entry.
+
+    def insert_merchant(
+        self, merchant_id: str, name: str, category: str, status: str, at: datetime
+    ) -> None:
+        params = {
+            "id": merchant_id,
+            "name": name,
+            "category": category,
+            "status": status,
+            "enrolled_at_us": to_us(at),
+        }
+        self._run(self._s.insert_merchant, params)
+        if self._merchants is not None:
+            self._merchants.pop(merchant_id, None)
+
+    def set_merchant_status(self, merchant_id: str, status: str) -> bool:
+        if self._merchants is not None:
+            self._merchants.pop(merchant_id, None)
+        return self._run(self._s.set_merchant_status, {"id": merchant_id, "status": status}) == 1
+
+    def merchant_status(self, merchant_id: str) -> str | None:
+        row = self._one(self._s.merchant, {"id": merchant_id})
+        return None if row is None else str(row[3])
+
+    def insert_round_window(
+        self,
+        round_id: str,
+        opens_at: datetime,
+        closes_at: datetime,
+        action: str,
+        operator: str,
+        at: datetime,
+    ) -> None:
+        params = {
+            "round_id": round_id,
+            "opens_at_us": to_us(opens_at),
+            "claim_closes_at_us": to_us(closes_at),
+            "action": action,
+            "operator": operator,
+            "at_us": to_us(at),
+        }
+        self._run(self._s.insert_round_window, params)
+
+    def last_audit_entry(self) -> AuditEntry | None:
+        row = self._one(self._s.last_audit, {})
+        return None if row is None else AuditEntry(*row)
+
+    def insert_audit_entry(self, entry: AuditEntry) -> None:
+        e = entry
+        params = {
+            "seq": e.seq,
+            "at_us": e.at_us,
+            "actor": e.actor,
+            "action": e.action,
+            "subject": e.subject,
+            "details": e.details_json,
+            "prev_hash": e.prev_hash,
+            "hash": e.hash,
+        }
+        self._run(self._s.insert_audit, params)
+
+    def fraud_flag_status(self, flag_id: str) -> tuple[str, str] | None:
+        """(status, merchant id) of a stored flag."""
+        row = self._one(self._s.fraud_flag, {"id": flag_id})
+        return None if row is None else (str(row[8]), str(row[2]))
+
+    def review_fraud_flag(
+        self, flag_id: str, status: str, reviewer: str, at: datetime, reason: str
+    ) -> bool:
+        """Close an open flag; False if it is not open (any more)."""
+        params = {
+            "id": flag_id,
+            "status": status,
+            "reviewed_by": reviewer,
+            "reviewed_at_us": to_us(at),
+            "review_reason": reason,
+        }
+        return self._run(self._s.review_fraud_flag, params) == 1

@@ -1,0 +1,70 @@
+"""Operators' changes to merchants and rounds, each written with its audit entry in one unit."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from datetime import datetime
+
+from xfq.domain.errors import UnknownObject, XfqError
+from xfq.ports import Ledger, LedgerTx
+from xfq.services.audit import record
+
+# status -> the audit action of moving a merchant into it
+_STATUS_ACTIONS = {"enrolled": "merchant.approved", "suspended": "merchant.suspended"}
+
+
+def enroll_merchant(
+    ledger: Ledger, actor: str, merchant_id: str, name: str, category: str, at: datetime
+) -> Future[None]:
+    """A merchant enrolled as `pending`: it redeems once approved."""
+
+    def unit(tx: LedgerTx) -> None:
+        if tx.merchant_status(merchant_id) is not None:
+            raise XfqError(f"merchant {merchant_id} is already enrolled")
+        tx.insert_merchant(merchant_id, name, category, "pending", at)
+        details = {"name": name, "category": category}
+        record(tx, actor, "merchant.enrolled", merchant_id, details, at)
+
+    return ledger.write(unit)
+
+
+def set_merchant_status_unit(
+    tx: LedgerTx, actor: str, merchant_id: str, status: str, at: datetime, reason: str = ""
+) -> str:
+    """Move a merchant to `status` and audit it; the status it had before."""
+    before = tx.merchant_status(merchant_id)
+    if before is None:
+        raise UnknownObject(f"no merchant {merchant_id}")
+    tx.set_merchant_status(merchant_id, status)
+    action = _STATUS_ACTIONS[status]
+    if status == "enrolled" and before == "suspended":
+        action = "merchant.reinstated"
+    details = {"from": before, "to": status} | ({"reason": reason} if reason else {})
+    record(tx, actor, action, merchant_id, details, at)
+    return before
+
+
+def set_merchant_status(
+    ledger: Ledger, actor: str, merchant_id: str, status: str, at: datetime
+) -> Future[str]:
+    return ledger.write(lambda tx: set_merchant_status_unit(tx, actor, merchant_id, status, at))
+
+
+def record_window(
+    ledger: Ledger,
+    actor: str,
+    round_id: str,
+    opens_at: datetime,
+    closes_at: datetime,
+    action: str,
+    at: datetime,
+) -> Future[None]:
+    """An operator opened a round early or cancelled its claims."""
+
+    def unit(tx: LedgerTx) -> None:
+        tx.insert_round_window(round_id, opens_at, closes_at, action, actor, at)
+        details = {"opens_at": opens_at.isoformat(), "claim_closes_at": closes_at.isoformat()}
+        verb = "round.opened" if action == "open" else "round.cancelled"
+        record(tx, actor, verb, round_id, details, at)
+
+    return ledger.write(unit)
