@@ -91,4 +91,3 @@ class RedisRig:
             for node in self._nodes():
                 node.cli("CONFIG", "SET", "min-replicas-to-write", "0")
             self._refusing = False
-

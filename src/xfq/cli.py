@@ -9,7 +9,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from xfq.domain.campaign import Campaign
 from xfq.domain.errors import SpecError, XfqError
+from xfq.services.reconcile import Check
 from xfq.spec import parse_campaign
 from xfq.spec.cli import spec_app
 
@@ -69,6 +71,12 @@ def reconcile_command(
     answers: Annotated[
         Path | None, typer.Option(help="Voucher ids that clients were answered `issued`.")
     ] = None,
+    redis_url: Annotated[
+        str | None, typer.Option("--redis", help="Also check this Redis against the ledger.")
+    ] = None,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Move into the ledger what Redis issued and it lacks.")
+    ] = False,
 ) -> None:
     """Check every invariant of the design on a ledger; exit 1 if one fails."""
     from xfq.adapters.sql.figures import gather
@@ -88,10 +96,62 @@ def reconcile_command(
         raise typer.Exit(2)
     campaign = parse_campaign(spec_text, f"{ledger} (stored spec)")
     answered = answers.read_text(encoding="utf-8").split() if answers else None
+    redis_checks = _redis_checks(ledger, campaign, redis_url, repair) if redis_url else []
     checks = reconcile(campaign, gather(engine, with_ids=answered is not None), answered)
+    checks += redis_checks
     print_checks(console, checks)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
+
+
+def _redis_checks(ledger: Path, campaign: Campaign, url: str, repair: bool) -> list[Check]:
+    from xfq.adapters.redis.connect import is_cluster, sync_client
+    from xfq.adapters.redis.layout import Layout, shards_key
+    from xfq.adapters.redis.reconcile import check_redis, repair_gaps
+    from xfq.adapters.sql.ledger import SqlLedger
+    from xfq.adapters.sql.schema import sqlite_url
+
+    redis = sync_client(url, is_cluster(url))
+    shards = redis.get(shards_key(campaign.id))
+    if shards is None:
+        raise XfqError(f"campaign '{campaign.id}' is not loaded into the Redis at {url}")
+    layout = Layout(campaign.id, int(str(shards)))
+    sql = SqlLedger(sqlite_url(ledger))
+    try:
+        if repair:
+            moved = repair_gaps(redis, layout, campaign, sql)
+            console.print(f"repair: {moved} voucher(s) moved from Redis into the ledger")
+        return check_redis(redis, layout, campaign, sql)
+    finally:
+        sql.close()
+
+
+@app.command()
+def persist(
+    redis_url: Annotated[str, typer.Option("--redis", help="Redis (or Cluster) URL.")],
+    ledger: Annotated[Path, typer.Option(help="SQLite ledger file.")] = Path("var/xfq/ledger.db"),
+) -> None:
+    """Move the claims Redis issued into the ledger until Ctrl-C (as `serve --redis` does)."""
+    import threading
+
+    from xfq.adapters.sql.ledger import SqlLedger
+    from xfq.bootstrap import redis_persister
+
+    sql = SqlLedger(f"sqlite:///{ledger}")
+    spec_text = sql.campaign_spec()
+    if spec_text is None:
+        raise XfqError(f"{ledger} holds no campaign")
+    campaign = parse_campaign(spec_text, f"{ledger} (stored spec)")
+    for round_id, (opens_at, closes_at) in sql.windows().items():
+        campaign = campaign.with_claim_window(round_id, opens_at, closes_at)
+    persister = redis_persister(redis_url, campaign, sql, shards=1)
+    console.print(f"xfq persists {redis_url} into {ledger}; Ctrl-C stops")
+    try:
+        persister.run(threading.Event())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sql.close()
 
 
 @app.command()
@@ -102,8 +162,12 @@ def serve(
     ledger: Annotated[Path, typer.Option(help="SQLite ledger file.")] = Path("var/xfq/ledger.db"),
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    redis_url: Annotated[
+        str | None,
+        typer.Option("--redis", help="Decide claims in this Redis (or Cluster); persister inside."),
+    ] = None,
 ) -> None:
-    """Serve the API and pages on the embedded default (one process, SQLite)."""
+    """Serve the API and pages: embedded by default (one process, SQLite), or on Redis."""
     import uvicorn
 
     from xfq.api.app import create_app
@@ -111,6 +175,8 @@ def serve(
     from xfq.config import Settings
 
     settings = Settings(database_url=f"sqlite:///{ledger}", spec_path=spec)  # + XFQ_* env
+    if redis_url is not None:
+        settings = settings.model_copy(update={"redis_url": redis_url})
     container = build(settings)
     base = f"http://{host}:{port}"
     console.print(f"xfq serves {base}")

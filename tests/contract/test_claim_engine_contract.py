@@ -21,6 +21,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import spec_text
+from redis_rig import RedisRig
+from servers.redis_fixtures import (  # noqa: F401  # noqa: F401
+    redis_cluster,
+    redis_cluster_session,
+    redis_server,
+    redis_server_session,
+)
 from xfq.adapters.clock import SimulatedClock
 from xfq.adapters.embedded.engine import EmbeddedClaimEngine
 from xfq.adapters.ids import RandomIds
@@ -33,7 +40,6 @@ from xfq.domain.voucher import Voucher, VoucherState
 from xfq.ports import ClaimAnswer, ClaimEngine, ClaimRequest, LedgerTx
 from xfq.services.grab import submit_claim
 from xfq.spec import parse_campaign
-from redis_rig import RedisRig
 
 ANSWER_TIMEOUT_S = 10.0
 TZ = ZoneInfo("Asia/Shanghai")

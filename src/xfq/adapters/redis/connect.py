@@ -46,6 +46,6 @@ def run(client: SyncRedis, script: Script, key: str, *args: str | int) -> Any:
 
 async def run_async(client: AsyncRedis, script: Script, key: str, *args: str | int) -> Any:
     try:
-        return await client.evalsha(script.sha, 1, key, *args)  # type: ignore[misc]
+        return await client.evalsha(script.sha, 1, key, *args)
     except NoScriptError:
-        return await client.eval(script.source, 1, key, *args)  # type: ignore[misc]
+        return await client.eval(script.source, 1, key, *args)

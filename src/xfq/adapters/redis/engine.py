@@ -239,7 +239,11 @@ class RedisClaimEngine:
             return
         short: list[_Claim] = []
         for item, raw in zip(items, results, strict=True):
-            if raw[0] == "S" and item.attempts < FALL_THROUGH_ATTEMPTS - 1 and self.layout.shards > 1:
+            if (
+                raw[0] == "S"
+                and item.attempts < FALL_THROUGH_ATTEMPTS - 1
+                and self.layout.shards > 1
+            ):
                 short.append(item)
             else:
                 self._finish(item, self._answer(item, raw))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from xfq.adapters.redis.connect import SyncRedis
 from xfq.adapters.redis.layout import Layout, shards_key
@@ -59,8 +60,7 @@ def _from_ledger(
         v = reader.voucher(voucher_id)
         assert v is not None
         shard.answers[f"{person_id}:{claim_key}"] = (
-            f"{type_id}|{v.id}|{to_us(v.issued_at)}|{to_us(v.valid_from)}|"
-            f"{to_us(v.valid_until)}|0"
+            f"{type_id}|{v.id}|{to_us(v.issued_at)}|{to_us(v.valid_from)}|{to_us(v.valid_until)}|0"
         )
     return held, issued
 
@@ -77,7 +77,8 @@ def _fill(
     pipe = redis.pipeline(transaction=False)
     issued_here: Counter[str] = Counter()
     for person_id, counts in held.counts.items():
-        pipe.hset(layout.person(shard, person_id), mapping=dict(counts))
+        fields: dict[Any, Any] = dict(counts)
+        pipe.hset(layout.person(shard, person_id), mapping=fields)
         pipe.sadd(layout.people(shard), person_id)
         for name, n in counts.items():
             if name.startswith("t:"):
@@ -98,7 +99,7 @@ def write_rounds(redis: SyncRedis, layout: Layout, campaign: Campaign) -> None:
     for shard in range(layout.shards):
         for rnd in campaign.rounds:
             per_category, per_round = rnd.limits.per_category, rnd.limits.per_round
-            fields = {
+            fields: dict[Any, Any] = {
                 "opens": to_us(rnd.opens_at),
                 "closes": to_us(rnd.claim_closes_at),
                 "per_category": -1 if per_category is None else per_category,
@@ -112,7 +113,11 @@ def _mark_loaded(redis: SyncRedis, layout: Layout, campaign: Campaign, shard: in
     pipe = redis.pipeline(transaction=False)
     for rnd in campaign.rounds:
         for vtype in rnd.types:
-            fields = {"round": rnd.id, "category": vtype.category, "per_person": vtype.per_person}
+            fields: dict[Any, Any] = {
+                "round": rnd.id,
+                "category": vtype.category,
+                "per_person": vtype.per_person,
+            }
             pipe.hset(layout.voucher_type(shard, vtype.id), mapping=fields)
     pipe.set(layout.loaded(shard), 1)
     pipe.execute()

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from xfq.adapters.redis import connect
 from xfq.adapters.redis.connect import SyncRedis
@@ -65,7 +65,13 @@ def insert_missing(claims: list[tuple[Voucher, str]]) -> Callable[[LedgerTx], in
 def complete_move(redis: SyncRedis, layout: Layout, fields: dict[str, str]) -> None:
     to = int(fields["to"])
     connect.run(
-        redis, BORROW_SCRIPT, layout.stream(to), layout.tag(to), fields["t"], fields["n"], fields["m"]
+        redis,
+        BORROW_SCRIPT,
+        layout.stream(to),
+        layout.tag(to),
+        fields["t"],
+        fields["n"],
+        fields["m"],
     )
 
 
@@ -73,7 +79,7 @@ def entries(redis: SyncRedis, stream: str, batch: int = 1000) -> Iterator[Entry]
     """Every entry of a stream, oldest first."""
     start = "-"
     while True:
-        chunk = redis.xrange(stream, min=start, count=batch)
+        chunk: Any = redis.xrange(stream, min=start, count=batch)
         yield from chunk
         if len(chunk) < batch:
             return
@@ -186,4 +192,3 @@ class Persister:
             self._ledger.write(insert_missing(claims)).result(COMMIT_TIMEOUT_S)
         self._redis.xack(stream, GROUP, *(i for i, _f in got))
         return len(got)
-

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from xfq.adapters.redis.connect import SyncRedis
 from xfq.adapters.redis.layout import Layout
@@ -33,21 +34,33 @@ def read_redis(redis: SyncRedis, layout: Layout, campaign: Campaign) -> RedisSta
     for shard in range(layout.shards):
         for type_id in types:
             state.left[type_id] += int(str(redis.get(layout.stock(shard, type_id)) or 0))
-        for type_id, n in redis.hgetall(layout.issued(shard)).items():
+        issued: dict[Any, Any] = redis.hgetall(layout.issued(shard))
+        for type_id, n in issued.items():
             state.issued[type_id] += int(n)
-        for person in redis.sscan_iter(layout.people(shard)):
-            for name, n in redis.hgetall(layout.person(shard, person)).items():
-                if name.startswith("t:"):
-                    state.person_counts[(person, name[2:])] += int(n)
-        for _id, fields in entries(redis, layout.stream(shard)):
-            if "v" in fields:
-                state.streamed[fields["v"]] = voucher_of(campaign, fields)
-            elif "m" in fields:
-                to = int(fields["to"])
-                if not redis.sismember(f"{layout.tag(to)}:moves", fields["m"]):
-                    state.in_transit[fields["t"]] += int(fields["n"])
-                    state.open_moves.append(fields)
+        _read_people(redis, layout, shard, state)
+        _read_stream(redis, layout, campaign, shard, state)
     return state
+
+
+def _read_people(redis: SyncRedis, layout: Layout, shard: int, state: RedisState) -> None:
+    for person in redis.sscan_iter(layout.people(shard)):
+        counts: dict[Any, Any] = redis.hgetall(layout.person(shard, str(person)))
+        for name, n in counts.items():
+            if name.startswith("t:"):
+                state.person_counts[(str(person), name[2:])] += int(n)
+
+
+def _read_stream(
+    redis: SyncRedis, layout: Layout, campaign: Campaign, shard: int, state: RedisState
+) -> None:
+    for _id, fields in entries(redis, layout.stream(shard)):
+        if "v" in fields:
+            state.streamed[fields["v"]] = voucher_of(campaign, fields)
+        elif "m" in fields:
+            to = int(fields["to"])
+            if not redis.sismember(f"{layout.tag(to)}:moves", fields["m"]):
+                state.in_transit[fields["t"]] += int(fields["n"])
+                state.open_moves.append(fields)
 
 
 def check_redis(
@@ -63,7 +76,9 @@ def check_redis(
         ledger_ids.add(voucher_id)
     types = [t for r in campaign.rounds for t in r.types]
     unbalanced = [
-        t.id for t in types if state.left[t.id] + state.issued[t.id] + state.in_transit[t.id] != t.count
+        t.id
+        for t in types
+        if state.left[t.id] + state.issued[t.id] + state.in_transit[t.id] != t.count
     ]
     missing = set(state.streamed) - ledger_ids
     unknown = ledger_ids - set(state.streamed)
@@ -96,7 +111,7 @@ def check_redis(
     ]
 
 
-def repair(redis: SyncRedis, layout: Layout, campaign: Campaign, ledger: SqlLedger) -> int:
+def repair_gaps(redis: SyncRedis, layout: Layout, campaign: Campaign, ledger: SqlLedger) -> int:
     """Insert what Redis issued and the ledger lacks; finish moves; the vouchers inserted."""
     state = read_redis(redis, layout, campaign)
     for fields in state.open_moves:

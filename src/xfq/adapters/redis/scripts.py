@@ -54,7 +54,8 @@ local function claim(now_s, person, key, tid, eligible, vid, vf, vu)
   redis.call('HINCRBY', pkey, fr, 1)
   redis.call('HINCRBY', tag .. ':issued', tid, 1)
   redis.call('SADD', tag .. ':people', person)
-  redis.call('SET', akey, tid .. '|' .. vid .. '|' .. now_s .. '|' .. vf .. '|' .. vu .. '|' .. left)
+  local answer = tid .. '|' .. vid .. '|' .. now_s .. '|' .. vf .. '|' .. vu .. '|' .. left
+  redis.call('SET', akey, answer)
   redis.call('XADD', stream, '*', 'v', vid, 'p', person, 't', tid, 'k', key,
              'at', now_s, 'vf', vf, 'vu', vu)
   return 'I|' .. left

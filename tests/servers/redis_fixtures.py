@@ -1,4 +1,4 @@
-"""Fixtures shared by every test folder: throwaway Redis servers (tests/servers)."""
+"""Pytest fixtures of throwaway Redis servers; a test module imports the ones it uses."""
 
 from __future__ import annotations
 
@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from servers.redis_servers import MISSING, REDIS_CLI, REDIS_SERVER, RedisCluster, RedisServer
-from servers.redis_servers import start_cluster, start_server
+from servers.redis_servers import (
+    MISSING,
+    REDIS_CLI,
+    REDIS_SERVER,
+    RedisCluster,
+    RedisServer,
+    start_cluster,
+    start_server,
+)
 
 
 def _require_redis() -> None:
