@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 from collections import defaultdict
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster as AsyncCluster
 
 from xfq.adapters.redis import connect
 from xfq.adapters.redis.connect import AsyncRedis
@@ -138,6 +140,28 @@ class RedisClaimEngine:
             raise answer
         return answer
 
+    def claim_sync(
+        self, request: ClaimRequest, now: datetime, timeout_s: float = 30
+    ) -> ClaimAnswer:
+        """Decide from a thread that is not on an event loop; waits for the answer."""
+        answered: Future[ClaimAnswer] = Future()
+
+        def reply(answer: ClaimAnswer | BaseException) -> None:
+            if isinstance(answer, BaseException):
+                answered.set_exception(answer)
+            else:
+                answered.set_result(answer)
+
+        self.submit(request, now, reply)
+        return answered.result(timeout_s)
+
+    def wait_sold_out(self, type_id: str, timeout_s: float) -> bool:
+        """True once this process answers `type_id` from memory (every shard is out of it)."""
+        deadline = time.monotonic() + timeout_s
+        while type_id not in self._sold_out and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return type_id in self._sold_out
+
     def remaining(self, type_id: str) -> int:
         return self.stock()[type_id]
 
@@ -232,7 +256,7 @@ class RedisClaimEngine:
             results = await connect.run_async(
                 client, CLAIM_SCRIPT, self.layout.stream(shard), *args
             )
-        except RedisError as error:
+        except Exception as error:  # every claim is answered, whatever the client raised
             failure = StorageUnavailable(f"claim not recorded: {error}")
             for item in items:
                 self._finish(item, failure)
@@ -313,7 +337,7 @@ class RedisClaimEngine:
                     got += n
                 if got >= want:
                     break
-        except RedisError:
+        except Exception:
             return got  # a lent move not yet received is completed by the persister
         return got
 
@@ -381,6 +405,32 @@ class _Batcher:
         self._count = 0
         self._timer: asyncio.Handle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._ready: asyncio.Future[None] | None = None
+
+    async def _initialized(self) -> AsyncRedis:
+        """A Cluster client learns the slots once, before any concurrent command."""
+        if self._ready is None:
+            self._ready = self._loop.create_future()
+            try:
+                if isinstance(self._client, AsyncCluster):
+                    await self._client.initialize()
+            except Exception as error:
+                ready, self._ready = self._ready, None
+                ready.set_exception(error)
+                ready.exception()  # retrieved: the waiters see it
+                raise
+            self._ready.set_result(None)
+        await asyncio.shield(self._ready)
+        return self._client
+
+    async def _decide(self, shard: int, items: list[_Claim]) -> None:
+        try:
+            client = await self._initialized()
+        except Exception as error:
+            for item in items:
+                self._engine._finish(item, StorageUnavailable(f"Redis unavailable: {error}"))
+            return
+        await self._engine.decide(client, shard, items)
 
     def add(self, item: _Claim) -> None:
         self._pending[item.shard].append(item)
@@ -399,7 +449,7 @@ class _Batcher:
             self._timer = None
         pending, self._pending, self._count = self._pending, defaultdict(list), 0
         for shard, items in pending.items():
-            task = self._loop.create_task(self._engine.decide(self._client, shard, items))
+            task = self._loop.create_task(self._decide(shard, items))
             self._tasks.add(task)  # keep a reference until done
             task.add_done_callback(self._tasks.discard)
 
@@ -442,19 +492,29 @@ def _conflict(type_id: str) -> ClaimAnswer:
 def refusal(
     rnd: Round, vtype: VoucherType, request: ClaimRequest, now: datetime, code: str, rest: str
 ) -> ClaimAnswer:
-    """The script's refusal, worded by the domain from what the script saw."""
+    """The script's refusal, worded by the domain from what the script saw (its window may be
+    newer than this process's campaign: an operator moved it in another process)."""
     counts, remaining = PersonCounts(), 1
+    tz = rnd.opens_at.tzinfo
     if code == "N":
-        rnd = replace(rnd, opens_at=from_us(int(rest)).astimezone(rnd.opens_at.tzinfo))
+        rnd = replace(rnd, opens_at=from_us(int(rest)).astimezone(tz))
     elif code == "C":
-        closes = from_us(int(rest)).astimezone(rnd.claim_closes_at.tzinfo)
+        closes = from_us(int(rest)).astimezone(tz)
         rnd = replace(rnd, opens_at=min(rnd.opens_at, now), claim_closes_at=closes)
-    elif code in ("L", "S"):
+    else:  # the script found the round open
+        rnd = replace(
+            rnd,
+            opens_at=min(rnd.opens_at, now),
+            claim_closes_at=max(rnd.claim_closes_at, now + timedelta(microseconds=1)),
+        )
+    if code in ("L", "S"):
         of_type, of_category, of_round = (int(n) for n in rest.split("|"))
         counts = PersonCounts(of_type, of_category, of_round)
         remaining = 0 if code == "S" else 1
     decision = decide_claim(rnd, vtype, request.citizen, now, remaining, counts)
-    return ClaimAnswer(decision.code, decision.reason, remaining=0 if code == "S" else None)
+    # the script's code stands; the two differ only while this process's campaign is older
+    # than Redis's rounds (tests/integration checks that they agree on the same rules)
+    return ClaimAnswer(SCRIPT_CODES[code], decision.reason, remaining=0 if code == "S" else None)
 
 
 SCRIPT_CODES: dict[str, ClaimCode] = {
