@@ -36,17 +36,14 @@ class Layout:
     def stock(self, shard: int, type_id: str) -> str:
         return f"{self.tag(shard)}:s:{type_id}"
 
-    def issued(self, shard: int) -> str:
-        return f"{self.tag(shard)}:issued"
+    def rebuilt(self, shard: int) -> str:
+        """Vouchers per type that a load took over from the ledger (they are in no stream)."""
+        return f"{self.tag(shard)}:rebuilt"
 
     def person(self, shard: int, person_id: str) -> str:
+        """The person's counts (t:<type>, c:<round>:<category>, r:<round>) and answers
+        (k:<idempotency key>)."""
         return f"{self.tag(shard)}:p:{person_id}"
-
-    def people(self, shard: int) -> str:
-        return f"{self.tag(shard)}:people"
-
-    def answer(self, shard: int, person_id: str, key: str) -> str:
-        return f"{self.tag(shard)}:k:{person_id}:{key}"
 
     def voucher_type(self, shard: int, type_id: str) -> str:
         return f"{self.tag(shard)}:t:{type_id}"

@@ -25,7 +25,7 @@ class _Held:
     """What the ledger already holds for the people of one shard."""
 
     counts: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
-    answers: dict[str, str] = field(default_factory=dict)
+    answers: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 def load_campaign(redis: SyncRedis, campaign: Campaign, ledger: SqlLedger, shards: int) -> Layout:
@@ -59,7 +59,7 @@ def _from_ledger(
         issued[type_id] += 1
         v = reader.voucher(voucher_id)
         assert v is not None
-        shard.answers[f"{person_id}:{claim_key}"] = (
+        shard.answers[(person_id, claim_key)] = (
             f"{type_id}|{v.id}|{to_us(v.issued_at)}|{to_us(v.valid_from)}|{to_us(v.valid_until)}|0"
         )
     return held, issued
@@ -79,17 +79,16 @@ def _fill(
     for person_id, counts in held.counts.items():
         fields: dict[Any, Any] = dict(counts)
         pipe.hset(layout.person(shard, person_id), mapping=fields)
-        pipe.sadd(layout.people(shard), person_id)
         for name, n in counts.items():
             if name.startswith("t:"):
                 issued_here[name[2:]] += n
-    for person_and_key, answer in held.answers.items():
-        pipe.set(f"{layout.tag(shard)}:k:{person_and_key}", answer)
+    for (person_id, key), answer in held.answers.items():
+        pipe.hset(layout.person(shard, person_id), f"k:{key}", answer)
     for rnd in campaign.rounds:
         for vtype in rnd.types:
             left = vtype.count - issued[vtype.id]
             pipe.set(layout.stock(shard, vtype.id), layout.split(left, shard))
-            pipe.hset(layout.issued(shard), vtype.id, issued_here[vtype.id])
+            pipe.hset(layout.rebuilt(shard), vtype.id, issued_here[vtype.id])
     pipe.execute()
 
 
