@@ -7,6 +7,7 @@ or from Redis itself, never from the engine's answers alone.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections import Counter
 from dataclasses import replace
@@ -171,10 +172,10 @@ def test_the_script_decides_as_the_domain_does_on_random_claims(
             redis.set(layout.stock(0, HOME), remaining)
 
             eligible = "1" if rnd.eligibility.refusal(who) is None else "0"
+            claims = [[str(to_us(now)), who.person_id, "k", HOME, eligible, f"v-{case}", "0", "0"]]
             answer = connect.run(
-                redis, CLAIM_SCRIPT, layout.stream(0), layout.tag(0),
-                to_us(now), who.person_id, "k", HOME, eligible, f"v-{case}", 0, 0,
-            )[0]  # fmt: skip
+                redis, CLAIM_SCRIPT, layout.stream(0), layout.tag(0), json.dumps(claims)
+            )[0]
 
             expected = decide_claim(rnd, vtype, who, now, remaining, counts)
             assert SCRIPT_CODES[answer[0]] is expected.code, (case, rnd, counts, remaining, now)

@@ -13,6 +13,7 @@ callers on plain threads (the port's tests, scripts) are served on a loop the en
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import threading
 import time
@@ -249,12 +250,10 @@ class RedisClaimEngine:
     async def decide(self, client: AsyncRedis, shard: int, items: list[_Claim]) -> None:
         """Send `items` (all of one home shard) as one script call and answer each."""
         tag = self.layout.tag(shard)
-        args: list[str | int] = [tag]
-        for item in items:
-            args += _claim_args(item)
+        claims = json.dumps([_claim_args(item) for item in items], separators=(",", ":"))
         try:
             results = await connect.run_async(
-                client, CLAIM_SCRIPT, self.layout.stream(shard), *args
+                client, CLAIM_SCRIPT, self.layout.stream(shard), tag, claims
             )
         except Exception as error:  # every claim is answered, whatever the client raised
             failure = StorageUnavailable(f"claim not recorded: {error}")
@@ -467,18 +466,18 @@ class _LoopThread:
         self.thread.join(5)
 
 
-def _claim_args(item: _Claim) -> list[str | int]:
+def _claim_args(item: _Claim) -> list[str]:
     eligible = item.rnd.eligibility.refusal(item.request.citizen) is None
     v = item.voucher
     return [
-        to_us(item.now),
+        str(to_us(item.now)),
         v.person_id,
         item.request.idempotency_key,
         v.type_id,
         "1" if eligible else "0",
         v.id,
-        to_us(v.valid_from),
-        to_us(v.valid_until),
+        str(to_us(v.valid_from)),
+        str(to_us(v.valid_until)),
     ]
 
 
