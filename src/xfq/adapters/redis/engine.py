@@ -26,6 +26,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncCluster
 
 from xfq.adapters.redis import connect
 from xfq.adapters.redis.connect import AsyncRedis
+from xfq.adapters.redis.issued_log import Issued, IssuedLog
 from xfq.adapters.redis.layout import Layout, shards_key
 from xfq.adapters.redis.scripts import BORROW_SCRIPT, CLAIM_SCRIPT, LEND_SCRIPT
 from xfq.adapters.sql.times import from_us, to_us
@@ -89,7 +90,8 @@ class RedisClaimEngine:
         self.layout = Layout(campaign.id, int(str(shards)))
         self._lock = threading.Lock()
         self._flights: dict[tuple[str, str], _Flight] = {}
-        self._sold_out: dict[str, dict[tuple[str, str], Voucher]] = {}
+        self._sold_out: dict[str, dict[tuple[str, str], Issued]] = {}
+        self._issued_log = IssuedLog(self.redis, self.layout)
         self._finding: set[str] = set()  # types whose issued keys are being read
         self._batchers: dict[asyncio.AbstractEventLoop, _Batcher] = {}
         self._own: _LoopThread | None = None
@@ -238,11 +240,24 @@ class RedisClaimEngine:
         rnd: Round,
         vtype: VoucherType,
         now: datetime,
-        issued: dict[tuple[str, str], Voucher],
+        issued: dict[tuple[str, str], Issued],
     ) -> ClaimAnswer:
         """A sold-out type: a repeat gets its voucher, anyone else the domain's refusal."""
-        voucher = issued.get((request.citizen.person_id, request.idempotency_key))
-        if voucher is not None:
+        person = request.citizen.person_id
+        found = issued.get((person, request.idempotency_key))
+        if found is not None:
+            voucher_id, at, valid_from, valid_until = found
+            voucher = Voucher(
+                id=voucher_id,
+                type_id=vtype.id,
+                round_id=rnd.id,
+                category=vtype.category,
+                person_id=person,
+                state=VoucherState.ISSUED,
+                issued_at=from_us(int(at)),
+                valid_from=from_us(int(valid_from)),
+                valid_until=from_us(int(valid_until)),
+            )
             return ClaimAnswer(ClaimCode.ISSUED, voucher=voucher, remaining=0)
         decision = decide_claim(rnd, vtype, request.citizen, now, 0, PersonCounts())
         return ClaimAnswer(decision.code, decision.reason, remaining=0)
@@ -351,10 +366,8 @@ class RedisClaimEngine:
         ).start()
 
     def _learn_sold_out(self, type_id: str) -> None:
-        from xfq.adapters.redis.persister import issued_of_type
-
         try:
-            issued = issued_of_type(self.redis, self.layout, self._campaign, type_id)
+            issued = self._issued_log.of_type(type_id)
         except Exception:  # Redis away or the engine closed: ask Redis again next time
             with self._lock:
                 self._finding.discard(type_id)

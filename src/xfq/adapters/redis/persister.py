@@ -86,19 +86,6 @@ def entries(redis: SyncRedis, stream: str, batch: int = 1000) -> Iterator[Entry]
         start = "(" + chunk[-1][0]
 
 
-def issued_of_type(
-    redis: SyncRedis, layout: Layout, campaign: Campaign, type_id: str
-) -> dict[tuple[str, str], Voucher]:
-    """Every voucher of a type that Redis issued, by (person, claim key)."""
-    issued = {}
-    for shard in range(layout.shards):
-        for _id, fields in entries(redis, layout.stream(shard)):
-            if fields.get("t") == type_id and "v" in fields:
-                voucher, key = voucher_of(campaign, fields)
-                issued[(voucher.person_id, key)] = voucher
-    return issued
-
-
 class Persister:
     def __init__(
         self,
