@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import threading
+import time
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
@@ -216,6 +218,58 @@ def test_every_issued_answer_survives_a_kill_of_redis_and_of_the_persister(
         assert [a.code for a in again] == [ClaimCode.ISSUED, ClaimCode.ISSUED]
         assert again[0].voucher == answers[0].voucher
     finally:
+        rig.stop()
+
+
+def test_another_persister_takes_over_what_a_dead_one_had_taken(
+    tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    rig = start(tmp_path, redis_server, shards=2)
+    try:
+        answers = asyncio.run(grab(rig, [claim_of(n, HOME) for n in range(40)]))
+        assert rig.engine is not None and rig.ledger is not None
+        layout, redis = rig.engine.layout, rig.engine.redis
+        dead = Persister(redis, layout, CAMPAIGN, rig.ledger, consumer="dead")
+        dead._prepare()
+        for shard in range(layout.shards):  # it read everything, then died before its commit
+            assert redis.xreadgroup("persisters", "dead", {layout.stream(shard): ">"}, 100)
+
+        Persister(redis, layout, CAMPAIGN, rig.ledger, consumer="heir", stale_ms=0).drain()
+
+        stored = {row[0] for row in rig.ledger.issued_claims()}
+        assert stored == {a.voucher.id for a in answers if a.voucher is not None}
+        assert len(stored) == 40
+    finally:
+        rig.stop()
+
+
+def test_a_running_persister_rides_out_a_redis_restart(
+    tmp_path: Path,
+    own_redis_server: RedisServer,  # noqa: F811
+) -> None:
+    rig = start(tmp_path, own_redis_server)
+    assert rig.engine is not None and rig.ledger is not None and rig.persister is not None
+    stop = threading.Event()
+    running = threading.Thread(target=rig.persister.run, args=(stop, 100))
+    running.start()
+    try:
+        before = asyncio.run(grab(rig, [claim_of(n, HOME) for n in range(20)]))
+        own_redis_server.kill()
+        time.sleep(0.3)  # the persister meets a closed connection
+        own_redis_server.start()
+        after = asyncio.run(grab(rig, [claim_of(n, HOME) for n in range(20, 40)]))
+
+        issued = {a.voucher.id for a in before + after if a.voucher is not None}
+        assert len(issued) == 40
+        ledger = rig.ledger
+        deadline = time.monotonic() + ANSWER_TIMEOUT_S
+        while {r[0] for r in ledger.issued_claims()} != issued and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert {r[0] for r in ledger.issued_claims()} == issued
+    finally:
+        stop.set()
+        running.join(ANSWER_TIMEOUT_S)
         rig.stop()
 
 

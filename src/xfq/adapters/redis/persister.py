@@ -95,6 +95,7 @@ class Persister:
         ledger: Ledger,
         consumer: str = "persister",
         batch: int = 1000,
+        stale_ms: int = STALE_MS,
     ) -> None:
         self._redis = redis
         self._layout = layout
@@ -102,6 +103,7 @@ class Persister:
         self._ledger = ledger
         self._consumer = consumer
         self._batch = batch
+        self._stale_ms = stale_ms
         self._ready = False
 
     def _prepare(self) -> None:
@@ -115,7 +117,9 @@ class Persister:
                 if "BUSYGROUP" not in str(error):
                     raise
             # entries given to a consumer that went away: ours now, re-read as our pending
-            self._redis.xautoclaim(stream, GROUP, self._consumer, STALE_MS, "0-0", self._batch)
+            self._redis.xautoclaim(
+                stream, GROUP, self._consumer, self._stale_ms, "0-0", self._batch
+            )
         self._ready = True
 
     def step(self, block_ms: int | None = None) -> int:
