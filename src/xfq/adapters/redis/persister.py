@@ -116,11 +116,19 @@ class Persister:
             except ResponseError as error:
                 if "BUSYGROUP" not in str(error):
                     raise
-            # entries given to a consumer that went away: ours now, re-read as our pending
-            self._redis.xautoclaim(
-                stream, GROUP, self._consumer, self._stale_ms, "0-0", self._batch
-            )
+            self._take_over(stream)
         self._ready = True
+
+    def _take_over(self, stream: str) -> None:
+        """Entries given to a consumer that went away: ours now, re-read as our pending."""
+        cursor = "0-0"
+        while True:
+            reply: Any = self._redis.xautoclaim(
+                stream, GROUP, self._consumer, self._stale_ms, cursor, self._batch
+            )
+            cursor = str(reply[0])
+            if cursor == "0-0":
+                return
 
     def step(self, block_ms: int | None = None) -> int:
         """Move what is waiting (our unacknowledged entries first); the number of entries."""
