@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xfq.adapters.clock import SimulatedClock, SystemClock
 from xfq.adapters.embedded.engine import EmbeddedClaimEngine
@@ -22,6 +25,12 @@ from xfq.domain.errors import XfqError
 from xfq.ports import Clock
 from xfq.services import operations
 from xfq.spec import parse_campaign
+
+if TYPE_CHECKING:
+    from xfq.adapters.redis.engine import RedisClaimEngine
+    from xfq.adapters.redis.persister import Persister
+
+    Engine = EmbeddedClaimEngine | RedisClaimEngine
 
 
 class NoCampaign(XfqError):
@@ -44,10 +53,11 @@ class Container:
     dev_issuer: DevIssuer | None
     lock_path: Path | None
     campaign: Campaign | None = None
-    engine: EmbeddedClaimEngine | None = None
+    engine: Engine | None = None
     _swap: threading.Lock = field(default_factory=threading.Lock)
+    _persisting: tuple[threading.Event, threading.Thread] | None = None
 
-    def running(self) -> tuple[Campaign, EmbeddedClaimEngine]:
+    def running(self) -> tuple[Campaign, Engine]:
         campaign, engine = self.campaign, self.engine
         if campaign is None or engine is None:
             raise NoCampaign("no campaign is loaded: an operator must import one first")
@@ -67,9 +77,36 @@ class Container:
             self.ledger.install_campaign(campaign, spec_text, at)
             if self.engine is not None:
                 self.engine.close()
-            self.engine = EmbeddedClaimEngine(campaign, self.ledger, self.ids, self.lock_path)
+            self.engine = self._start_engine(campaign)
             self.campaign = campaign
         return campaign
+
+    def _start_engine(self, campaign: Campaign) -> Engine:
+        s = self.settings
+        if s.redis_url is None:
+            return EmbeddedClaimEngine(campaign, self.ledger, self.ids, self.lock_path)
+        from xfq.adapters.redis.engine import EngineTuning, RedisClaimEngine
+        from xfq.adapters.redis.persister import Persister
+
+        persister = redis_persister(s.redis_url, campaign, self.ledger, s.redis_shards)
+        tuning = EngineTuning(s.redis_max_batch, s.redis_window_ms / 1000)
+        engine = RedisClaimEngine(campaign, s.redis_url, self.ids, tuning)
+        if s.redis_persister:
+            self._stop_persister()
+            stop = threading.Event()
+            thread = threading.Thread(
+                target=Persister.run, args=(persister, stop), daemon=True, name="xfq-persister"
+            )
+            thread.start()
+            self._persisting = (stop, thread)
+        return engine
+
+    def _stop_persister(self) -> None:
+        if self._persisting is not None:
+            stop, thread = self._persisting
+            stop.set()
+            thread.join(10)
+            self._persisting = None
 
     def move_window(self, round_id: str, action: str, operator: str) -> Campaign:
         """Open a round now, or cancel it (no more claims from now); recorded in the ledger."""
@@ -95,7 +132,21 @@ class Container:
     def close(self) -> None:
         if self.engine is not None:
             self.engine.close()
+        self._stop_persister()
         self.ledger.close()
+
+
+def shared_secrets(settings: Settings) -> None:
+    """Development keys that every worker process of one server must share, put in the
+    environment the workers read (production requires them configured: `Settings.checked`)."""
+    if settings.environment != "development":
+        return
+    for name in ("till_code_key", "personal_data_key"):
+        if getattr(settings, name) is None:
+            os.environ.setdefault(f"XFQ_{name.upper()}", secrets.token_urlsafe(32))
+    if settings.dev_issuer and settings.dev_issuer_key is None:
+        key = DevIssuer(environment=settings.environment).private_key_pem()
+        os.environ.setdefault("XFQ_DEV_ISSUER_KEY", key)
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Container:
@@ -103,7 +154,11 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     ledger = SqlLedger(settings.database_url)
     if clock is None and settings.simulated_start is not None:
         clock = SimulatedClock(settings.simulated_start)
-    dev = DevIssuer(environment=settings.environment) if settings.dev_issuer else None
+    dev = (
+        DevIssuer(environment=settings.environment, private_key_pem=settings.dev_issuer_key)
+        if settings.dev_issuer
+        else None
+    )
     issuers = [
         TrustedIssuer(i.issuer, i.public_key_pem, audience=i.audience) for i in settings.issuers
     ]
@@ -130,6 +185,21 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         text = settings.spec_path.read_text(encoding="utf-8")
         container.load_campaign(text, str(settings.spec_path), container.clock.now())
     return container
+
+
+def redis_persister(url: str, campaign: Campaign, ledger: SqlLedger, shards: int) -> Persister:
+    """Load `campaign` into the Redis at `url` (idempotent) and a persister into `ledger`."""
+    import os
+    import socket
+
+    from xfq.adapters.redis.connect import is_cluster, sync_client
+    from xfq.adapters.redis.loader import load_campaign
+    from xfq.adapters.redis.persister import Persister
+
+    redis = sync_client(url, is_cluster(url))
+    layout = load_campaign(redis, campaign, ledger, shards)
+    consumer = f"{socket.gethostname()}-{os.getpid()}"
+    return Persister(redis, layout, campaign, ledger, consumer)
 
 
 def _lock_path(database_url: str) -> Path | None:

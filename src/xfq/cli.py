@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -9,9 +10,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from xfq.config import Settings
+from xfq.domain.campaign import Campaign
 from xfq.domain.errors import SpecError, XfqError
 from xfq.integrity_cli import audit_app, fraud_app
 from xfq.money_cli import expire_command, rollover_command, settle_command
+from xfq.services.reconcile import Check
 from xfq.spec import parse_campaign
 from xfq.spec.cli import spec_app
 
@@ -81,6 +85,12 @@ def reconcile_command(
     answers: Annotated[
         Path | None, typer.Option(help="Voucher ids that clients were answered `issued`.")
     ] = None,
+    redis_url: Annotated[
+        str | None, typer.Option("--redis", help="Also check this Redis against the ledger.")
+    ] = None,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Move into the ledger what Redis issued and it lacks.")
+    ] = False,
 ) -> None:
     """Check every invariant of the design on a ledger; exit 1 if one fails."""
     from xfq.adapters.sql.figures import gather
@@ -103,11 +113,62 @@ def reconcile_command(
         raise typer.Exit(2)
     campaign = parse_campaign(spec_text, f"{ledger} (stored spec)")
     answered = answers.read_text(encoding="utf-8").split() if answers else None
+    redis_checks = _redis_checks(ledger, campaign, redis_url, repair) if redis_url else []
     figures = gather(engine, with_ids=answered is not None, campaign=campaign)
-    checks = reconcile(campaign, figures, answered)
+    checks = reconcile(campaign, figures, answered) + redis_checks
     print_checks(console, checks)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
+
+
+def _redis_checks(ledger: Path, campaign: Campaign, url: str, repair: bool) -> list[Check]:
+    from xfq.adapters.redis.connect import is_cluster, sync_client
+    from xfq.adapters.redis.layout import Layout, shards_key
+    from xfq.adapters.redis.reconcile import check_redis, repair_gaps
+    from xfq.adapters.sql.ledger import SqlLedger
+    from xfq.adapters.sql.schema import sqlite_url
+
+    redis = sync_client(url, is_cluster(url))
+    shards = redis.get(shards_key(campaign.id))
+    if shards is None:
+        raise XfqError(f"campaign '{campaign.id}' is not loaded into the Redis at {url}")
+    layout = Layout(campaign.id, int(str(shards)))
+    sql = SqlLedger(sqlite_url(ledger))
+    try:
+        if repair:
+            moved = repair_gaps(redis, layout, campaign, sql)
+            console.print(f"repair: {moved} voucher(s) moved from Redis into the ledger")
+        return check_redis(redis, layout, campaign, sql)
+    finally:
+        sql.close()
+
+
+@app.command()
+def persist(
+    redis_url: Annotated[str, typer.Option("--redis", help="Redis (or Cluster) URL.")],
+    ledger: Annotated[Path, typer.Option(help="SQLite ledger file.")] = Path("var/xfq/ledger.db"),
+) -> None:
+    """Move the claims Redis issued into the ledger until Ctrl-C (as `serve --redis` does)."""
+    import threading
+
+    from xfq.adapters.sql.ledger import SqlLedger
+    from xfq.bootstrap import redis_persister
+
+    sql = SqlLedger(f"sqlite:///{ledger}")
+    spec_text = sql.campaign_spec()
+    if spec_text is None:
+        raise XfqError(f"{ledger} holds no campaign")
+    campaign = parse_campaign(spec_text, f"{ledger} (stored spec)")
+    for round_id, (opens_at, closes_at) in sql.windows().items():
+        campaign = campaign.with_claim_window(round_id, opens_at, closes_at)
+    persister = redis_persister(redis_url, campaign, sql, shards=1)
+    console.print(f"xfq persists {redis_url} into {ledger}; Ctrl-C stops")
+    try:
+        persister.run(threading.Event())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sql.close()
 
 
 @app.command()
@@ -118,16 +179,34 @@ def serve(
     ledger: Annotated[Path, typer.Option(help="SQLite ledger file.")] = Path("var/xfq/ledger.db"),
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    redis_url: Annotated[
+        str | None,
+        typer.Option("--redis", help="Decide claims in this Redis (or Cluster); persister inside."),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (more than one needs --redis).")
+    ] = 1,
+    server: Annotated[
+        str, typer.Option(help="uvicorn (in this process) or granian (worker processes).")
+    ] = "uvicorn",
 ) -> None:
-    """Serve the API and pages on the embedded default (one process, SQLite)."""
+    """Serve the API and pages: embedded by default (one process, SQLite), or on Redis."""
+    settings = Settings(database_url=f"sqlite:///{ledger}", spec_path=spec)  # + XFQ_* env
+    if redis_url is not None:
+        settings = settings.model_copy(update={"redis_url": redis_url})
+    if workers > 1 or server == "granian":
+        _serve_in_workers(settings, host, port, workers)
+        return
+    if server != "uvicorn":
+        errors.print(f"xfq serve: --server is uvicorn or granian, not {server!r}")
+        raise typer.Exit(2)
     import uvicorn
 
+    # Imported here, not above: the workers' branch must set PROMETHEUS_MULTIPROC_DIR first.
     from xfq.api.app import create_app
     from xfq.api.observability import log_config
     from xfq.bootstrap import build
-    from xfq.config import Settings
 
-    settings = Settings(database_url=f"sqlite:///{ledger}", spec_path=spec)  # + XFQ_* env
     container = build(settings)
     from xfq.housekeeping import Housekeeper
 
@@ -148,6 +227,48 @@ def serve(
     finally:
         jobs.stop()
         container.close()
+
+
+def _serve_in_workers(settings: Settings, host: str, port: int, workers: int) -> None:
+    """granian worker processes, each building the app from the environment (xfq.api.asgi)."""
+    import tempfile
+
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    from xfq.bootstrap import build, shared_secrets
+
+    if workers > 1 and settings.redis_url is None:
+        errors.print(
+            "xfq serve: several workers need --redis: an embedded engine decides claims in "
+            "one process only"
+        )
+        raise typer.Exit(2)
+    shared_secrets(settings)
+    os.environ["XFQ_DATABASE_URL"] = settings.database_url
+    if settings.spec_path is not None:
+        os.environ["XFQ_SPEC_PATH"] = str(settings.spec_path)
+    if settings.redis_url is not None:
+        os.environ["XFQ_REDIS_URL"] = settings.redis_url
+    with tempfile.TemporaryDirectory(prefix="xfq-metrics-") as metrics_dir:
+        # Set before anything imports prometheus_client, which picks its multiprocess mode
+        # then; the workers are forked from this process.
+        if workers > 1:  # every worker's counts in each scrape
+            os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
+        from xfq.api.observability import log_config
+
+        build(settings).close()  # migrate, install the campaign, load Redis: once, not per worker
+        console.print(f"xfq serves http://{host}:{port} with {workers} granian worker(s)")
+        Granian(
+            "xfq.api.asgi:create",
+            factory=True,
+            interface=Interfaces.ASGI,
+            address=host,
+            port=port,
+            workers=workers,
+            websockets=False,
+            log_dictconfig=log_config(),
+        ).serve()
 
 
 def main() -> None:

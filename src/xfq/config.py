@@ -35,12 +35,21 @@ class Settings(BaseSettings):
     personal_data_key: SecretStr | None = None
     issuers: list[IssuerSetting] = []
     dev_issuer: bool = True
+    # Development with several workers: the development issuer's Ed25519 key (PEM), shared so
+    # that a token one worker signed verifies in the others. Made by `xfq serve` when unset.
+    dev_issuer_key: SecretStr | None = None
     # Development only: a clock that starts at this moment and moves only when told (the demo).
     simulated_start: datetime | None = None
     claim_rate_per_person_per_s: float = 2.0
     claim_burst_per_person: int = 6
     claim_rate_per_address_per_s: float = 2000.0
     claim_burst_per_address: int = 4000
+    # The Redis claim engine (None: the embedded one). A Cluster is recognised by asking it.
+    redis_url: str | None = None
+    redis_shards: int = 1  # hash-tagged slices of the stock; at least the Cluster's masters
+    redis_max_batch: int = 256  # claims per script call
+    redis_window_ms: float = 0.0  # 0: send what one event-loop pass gathered
+    redis_persister: bool = True  # move the claim streams into the ledger in this process
 
     def checked(self) -> Settings:
         """These settings, after refusing what must never run in production."""

@@ -11,7 +11,14 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+)
+from pydantic import SecretStr
 
 from xfq.api.auth.tokens import Role, TrustedIssuer
 
@@ -35,10 +42,22 @@ def refuse_in_production(environment: str) -> None:
 class DevIssuer:
     issuer = DEV_ISSUER
 
-    def __init__(self, *, environment: str, audience: str = "xfq") -> None:
+    def __init__(
+        self, *, environment: str, audience: str = "xfq", private_key_pem: SecretStr | None = None
+    ) -> None:
         refuse_in_production(environment)
         self.audience = audience
         self._key = Ed25519PrivateKey.generate()
+        if private_key_pem is not None:
+            key = load_pem_private_key(private_key_pem.get_secret_value().encode(), None)
+            if not isinstance(key, Ed25519PrivateKey):
+                raise ValueError("the development issuer's key must be an Ed25519 private key")
+            self._key = key
+
+    def private_key_pem(self) -> str:
+        """The key as PKCS#8 PEM, for other processes of the same development server."""
+        pem = self._key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        return pem.decode()
 
     def trusted(self) -> TrustedIssuer:
         pem = self._key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)

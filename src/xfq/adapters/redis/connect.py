@@ -1,0 +1,51 @@
+"""Clients for one Redis URL: a single server or a Cluster, found out by asking the server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
+from redis.exceptions import NoScriptError
+
+from xfq.adapters.redis.scripts import Script
+
+SyncRedis = redis.Redis | redis.cluster.RedisCluster
+AsyncRedis = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
+
+
+def is_cluster(url: str) -> bool:
+    probe = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        return int(probe.info("cluster").get("cluster_enabled", 0)) == 1
+    finally:
+        probe.close()
+
+
+def sync_client(url: str, cluster: bool) -> SyncRedis:
+    if cluster:
+        return redis.cluster.RedisCluster.from_url(url, decode_responses=True)
+    return redis.Redis.from_url(url, decode_responses=True)
+
+
+def async_client(url: str, cluster: bool) -> AsyncRedis:
+    if cluster:
+        return redis.asyncio.cluster.RedisCluster.from_url(url, decode_responses=True)
+    return redis.asyncio.Redis.from_url(url, decode_responses=True)
+
+
+def run(client: SyncRedis, script: Script, key: str, *args: str | int) -> Any:
+    """EVALSHA, loading the script on the node first if it has not seen it."""
+    try:
+        return client.evalsha(script.sha, 1, key, *args)
+    except NoScriptError:
+        return client.eval(script.source, 1, key, *args)
+
+
+async def run_async(client: AsyncRedis, script: Script, key: str, *args: str | int) -> Any:
+    try:
+        return await client.evalsha(script.sha, 1, key, *args)
+    except NoScriptError:
+        return await client.eval(script.source, 1, key, *args)

@@ -1,0 +1,101 @@
+"""The Lua scripts that decide claims and move stock, each atomic on one shard's slot.
+
+Every key a script touches carries the shard's hash tag (ARGV[1]); KEYS[1] is the shard's stream,
+declared so that Redis Cluster routes the call to the node owning the slot. The `#!lua` shebang
+makes Redis treat a script as a write up front: when writes are refused (out of memory, too few
+replicas, a paused client) the whole call is refused before it changes anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+# ARGV[2] is a JSON array of claims, each [now, person, key, type, eligible, voucher id,
+# valid from, valid until] as strings (times in µs): one argument, since encoding thousands of
+# arguments costs the client more than the script costs Redis.
+
+# One call decides a batch of claims in order, each as if alone: the idempotency key first,
+# then the checks of `xfq.domain.claim.decide_claim` in its order (window, eligibility, limits,
+# stock), all before the claim's first write. Three writes per issued claim (stock, the person's
+# hash with counts and answer, the stream): Redis's cost per claim is mostly its writes.
+# Answers, one string each:
+#   R|<stored answer>   a repeat of an issued key: type|voucher|at|from|until|remaining
+#   U                   the type is not loaded in this shard
+#   N|<opens_us>  C|<closes_us>  E
+#   L|<of type>|<of category>|<of round>   S|<same counts>   I|<remaining in this shard>
+CLAIM_BATCH = r"""#!lua
+local tag = ARGV[1]
+local stream = KEYS[1]
+
+local function claim(now_s, person, key, tid, eligible, vid, vf, vu)
+  local now = tonumber(now_s)
+  local t = redis.call('HMGET', tag .. ':t:' .. tid, 'round', 'category', 'per_person')
+  if not t[1] then return 'U' end
+  local rid, cat, per_person = t[1], t[2], tonumber(t[3])
+  local pkey = tag .. ':p:' .. person
+  local fk, ft, fc, fr = 'k:' .. key, 't:' .. tid, 'c:' .. rid .. ':' .. cat, 'r:' .. rid
+  local c = redis.call('HMGET', pkey, fk, ft, fc, fr)
+  if c[1] then return 'R|' .. c[1] end
+  local r = redis.call('HMGET', tag .. ':r:' .. rid, 'opens', 'closes', 'per_category', 'per_round')
+  if now < tonumber(r[1]) then return 'N|' .. r[1] end
+  if now >= tonumber(r[2]) then return 'C|' .. r[2] end
+  if eligible ~= '1' then return 'E' end
+  local of_type, of_cat, of_round = tonumber(c[2]) or 0, tonumber(c[3]) or 0, tonumber(c[4]) or 0
+  local counts = of_type .. '|' .. of_cat .. '|' .. of_round
+  local per_cat, per_round = tonumber(r[3]), tonumber(r[4])
+  if of_type >= per_person or (per_cat >= 0 and of_cat >= per_cat)
+     or (per_round >= 0 and of_round >= per_round) then
+    return 'L|' .. counts
+  end
+  local skey = tag .. ':s:' .. tid
+  if (tonumber(redis.call('GET', skey)) or 0) <= 0 then return 'S|' .. counts end
+  local left = redis.call('DECR', skey)
+  local answer = tid .. '|' .. vid .. '|' .. now_s .. '|' .. vf .. '|' .. vu .. '|' .. left
+  redis.call('HSET', pkey, ft, of_type + 1, fc, of_cat + 1, fr, of_round + 1, fk, answer)
+  redis.call('XADD', stream, '*', 'v', vid, 'p', person, 't', tid, 'k', key,
+             'at', now_s, 'vf', vf, 'vu', vu)
+  return 'I|' .. left
+end
+
+local out = {}
+for i, c in ipairs(cjson.decode(ARGV[2])) do
+  out[i] = claim(c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8])
+end
+return out
+"""
+
+# Take up to `want` of a type from this shard for another one; recorded in this shard's stream
+# so that the persister completes the move (`BORROW`) if the lender's process dies before it.
+LEND = r"""#!lua
+local tag, tid, want, move_id, to = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local skey = tag .. ':s:' .. tid
+local left = tonumber(redis.call('GET', skey)) or 0
+local n = math.min(want, left)
+if n <= 0 then return 0 end
+redis.call('DECRBY', skey, n)
+redis.call('XADD', KEYS[1], '*', 'm', move_id, 't', tid, 'n', n, 'to', to)
+return n
+"""
+
+# Receive a move once, however often it is delivered.
+BORROW = r"""#!lua
+local tag, tid, n, move_id = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+if redis.call('SADD', tag .. ':moves', move_id) == 0 then return 0 end
+redis.call('INCRBY', tag .. ':s:' .. tid, n)
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Script:
+    source: str
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha1(self.source.encode()).hexdigest()
+
+
+CLAIM_SCRIPT = Script(CLAIM_BATCH)
+LEND_SCRIPT = Script(LEND)
+BORROW_SCRIPT = Script(BORROW)
