@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from xfq.domain.errors import SpecError, XfqError
+from xfq.reports.cli import report_command
 from xfq.spec import parse_campaign
 from xfq.spec.cli import spec_app
 
@@ -17,6 +18,7 @@ app = typer.Typer(
     help="xfq: consumption-voucher (消费券) campaigns end to end.", no_args_is_help=True
 )
 app.add_typer(spec_app, name="spec")
+app.command("report")(report_command)
 console = Console()
 errors = Console(stderr=True)
 

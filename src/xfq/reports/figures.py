@@ -140,7 +140,11 @@ def epoch_us(moment: datetime) -> int:
 
 def read_figures(db: duckdb.DuckDBPyConnection, campaign: Campaign, rnd: Round) -> LedgerFigures:
     """Every figure of the round from the attached ledger."""
-    by_day = {"round": rnd.id, "offset": local_offset_us(campaign, rnd), "day": US_PER_DAY}
+    by_day: dict[str, str | int] = {
+        "round": rnd.id,
+        "offset": local_offset_us(campaign, rnd),
+        "day": US_PER_DAY,
+    }
     states, last_claim = _type_states(db, rnd.id)
     redemptions = db.execute(_REDEMPTIONS, by_day).fetchall()
     money = _redemption_money(redemptions)

@@ -38,7 +38,7 @@ def extension_file(name: str) -> Path:
 
 def connect(ledger: str, threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """Attach `ledger` (a SQLite file path, `sqlite:///path` or `postgresql://...`) as `ledger`."""
-    config: dict[str, str | bool | int] = dict(_OFFLINE)
+    config: dict[str, str | bool | int | float | list[str]] = dict(_OFFLINE)
     if threads is not None:
         config["threads"] = threads
     db = duckdb.connect(":memory:", config=config)
