@@ -23,6 +23,7 @@ from xfq.services.reconcile import Check, TypeFigures, reconcile
 from xfq.simulation.grab import GrabResult, run_grab
 from xfq.simulation.over_http import HttpGrabResult
 from xfq.simulation.population import make_merchants, make_population
+from xfq.simulation.spending import TRUE_EXTRA_PER_YUAN, write_demo_feed
 from xfq.simulation.week import WeekResult, run_week
 from xfq.spec import load_campaign
 
@@ -97,6 +98,15 @@ def run_demo(
     print_summary(console, f"{campaign.name} {rnd.name}", types, grab, week)
     print_checks(console, checks)
     console.print(f"Ledger: [bold]{ledger_path}[/] (SQLite); issued answers: {answers_path}")
+    feed = write_demo_feed(
+        ledger_path,
+        campaign,
+        rnd,
+        [p.citizen.person_id for p in people],
+        workdir / "spending.parquet",
+        seed,
+    )
+    print_feed_hint(console, ledger_path, rnd.id, feed)
     return DemoOutcome(ledger_path, answers_path, grab, week, checks)
 
 
@@ -183,3 +193,10 @@ def print_checks(console: Console, checks: list[Check]) -> None:
         mark = "[green]yes[/]" if c.ok else "[red]NO[/]"
         table.add_row(str(c.number), c.name, mark, c.detail)
     console.print(table)
+
+
+def print_feed_hint(console: Console, ledger: Path, round_id: str, feed: Path) -> None:
+    console.print(
+        f"Spending feed (synthetic; true effect {TRUE_EXTRA_PER_YUAN} yuan per yuan): {feed}\n"
+        f"Report: xfq report {ledger} {round_id} --spending {feed} --html report.html"
+    )

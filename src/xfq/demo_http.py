@@ -21,12 +21,13 @@ from rich.console import Console
 
 from xfq.adapters.sql.figures import gather
 from xfq.adapters.sql.schema import create_engine, sqlite_url
-from xfq.demo import print_checks, print_summary, progress_bars
+from xfq.demo import print_checks, print_feed_hint, print_summary, progress_bars
 from xfq.domain.campaign import Campaign, Round
 from xfq.services.reconcile import Check, reconcile
 from xfq.simulation.http_client import HttpPool
 from xfq.simulation.over_http import DemoIdentityProvider, Driver, HttpGrabResult
 from xfq.simulation.population import make_merchants, make_population
+from xfq.simulation.spending import write_demo_feed
 from xfq.simulation.week import WeekResult
 from xfq.spec import load_campaign
 
@@ -195,6 +196,9 @@ def run_http_demo(
         print_summary(console, f"{campaign.name} {rnd.name} (over HTTP)", types, grab, week)
         print_checks(console, checks)
         console.print(f"Ledger: [bold]{ledger}[/]")
+        ids = [p.citizen.person_id for p in make_population(rnd, population, seed)]
+        feed = write_demo_feed(ledger, campaign, rnd, ids, workdir / "spending.parquet", seed)
+        print_feed_hint(console, ledger, rnd.id, feed)
         if keep_serving:
             console.print(f"Dashboard: [bold]{base}/ops[/] — Ctrl-C to stop the server")
             _serve_until_interrupted(server)

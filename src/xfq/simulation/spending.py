@@ -19,6 +19,8 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 
+from xfq.domain.campaign import Campaign, Round
+
 TRUE_EXTRA_PER_YUAN = 3.0
 USUAL_DAILY_FEN = 6_000  # median usual spending of a person who failed
 WINNERS_LEVEL = 1.3  # winners' usual spending relative to the others'
@@ -113,3 +115,26 @@ def redemptions_by_winner(
         if day is not None:
             uses.append((date(1970, 1, 1) + timedelta(days=int(day)), int(discount_fen)))
     return found
+
+
+DEMO_PANEL = 50_000  # people in the demo's feed: a payment app's panel, not the whole city
+
+
+def write_demo_feed(
+    ledger_path: Path, campaign: Campaign, rnd: Round, people: Sequence[str], path: Path, seed: int
+) -> Path:
+    """The demo's spending feed: winners and people who failed, 2 weeks each side of opening."""
+    from xfq.reports.figures import local_offset_us
+    from xfq.reports.ledger_db import connect
+
+    db = connect(str(ledger_path))
+    try:
+        redeemed = redemptions_by_winner(db, rnd.id, local_offset_us(campaign, rnd))
+    finally:
+        db.close()
+    panel = list(people[:DEMO_PANEL])
+    in_panel = set(panel)
+    opening_day = rnd.opens_at.astimezone(campaign.tz).date()
+    winners = {p: uses for p, uses in redeemed.items() if p in in_panel}
+    write_feed(make_feed(panel, winners, opening_day, weeks=2, seed=seed), path)
+    return path

@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from xfq.web import checkout, dashboard, wallet
+from xfq.web import checkout, dashboard, report_page, wallet
 from xfq.web.common import STATIC_DIR
 from xfq.web.dashboard import LiveSettings
 
@@ -19,6 +19,7 @@ router = APIRouter(include_in_schema=False)
 router.include_router(wallet.router)
 router.include_router(checkout.router)
 router.include_router(dashboard.router)
+router.include_router(report_page.router)
 
 
 def install(app: FastAPI, *, live_interval_s: float = 1.0, live_max_events: int = 120) -> None:
