@@ -5,7 +5,8 @@ For each person, Δ = mean daily spend in the `weeks` after the opening day minu
 in the `weeks` before it. The effect on a winner per day is mean(Δ winners) − mean(Δ others); the
 extra spending per yuan of subsidy is that effect × days after ÷ the mean discount a winner
 received (posted redemptions of the round). The 95 % interval is a percentile bootstrap that
-resamples people (winners and others separately), so a person's days stay together.
+resamples people (winners and others separately), so a person's days stay together. People are
+read in id order, so the same feed and seed give the same interval.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ SELECT f.person_id, w.person_id IS NOT NULL AS winner, coalesce(w.subsidy_fen, 0
   sum(CASE WHEN f.day >= $placebo AND f.day < $opening THEN f.spend_fen ELSE 0 END) AS late_fen,
   sum(CASE WHEN f.day >= $opening AND f.day < $post_end THEN f.spend_fen ELSE 0 END) AS post_fen
 FROM {FEED_VIEW} f LEFT JOIN winners w ON w.person_id = f.person_id
-GROUP BY ALL
+GROUP BY ALL ORDER BY f.person_id
 """
 
 
