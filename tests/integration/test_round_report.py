@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -192,7 +191,7 @@ def test_bad_inputs_are_refused_with_what_was_wrong(demo: Path, tmp_path: Path) 
         report_for(str(tmp_path / "missing.db"), "r6", MADE_AT)
     with pytest.raises(ReportInputError, match="expected a SQLite file or a postgresql://"):
         report_for("mysql://somewhere/db", "r6", MADE_AT)
-    with pytest.raises(ReportInputError, match="spending feed .* no such file"):
+    with pytest.raises(ReportInputError, match=r"spending feed .* no such file"):
         report_for(ledger, "r6", MADE_AT, tmp_path / "nope.parquet")
 
 
