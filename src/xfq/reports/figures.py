@@ -23,31 +23,34 @@ CURVE_SPAN_US = 3_600_000_000  # ... over the first hour after the opening
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DAY = date(1970, 1, 1)
 
-# One pass over the round's vouchers per question; each scan is columnar and parallel.
-_BY_TYPE_STATE = """
-SELECT type_id, state, count(*), max(issued_at_us)
-FROM ledger.vouchers WHERE round_id = $round GROUP BY ALL
+# Reading a row through the SQLite (or PostgreSQL) scanner costs far more than aggregating it
+# in DuckDB, so the round's vouchers are read once into a narrow temporary table and every
+# question about them is asked of that copy.
+_COPY_VOUCHERS = """
+CREATE OR REPLACE TEMP TABLE round_vouchers AS
+SELECT id, type_id, category, person_id, state, issued_at_us, valid_until_us
+FROM ledger.vouchers WHERE round_id = $round
 """
-_PEOPLE = "SELECT count(DISTINCT person_id) FROM ledger.vouchers WHERE round_id = $round"
+_BY_TYPE_STATE = (
+    "SELECT type_id, state, count(*), max(issued_at_us) FROM round_vouchers GROUP BY ALL"
+)
+_PEOPLE = "SELECT count(DISTINCT person_id) FROM round_vouchers"
 _CLAIMED_BY_DAY = """
-SELECT category, (issued_at_us + $offset) // $day AS d, count(*)
-FROM ledger.vouchers WHERE round_id = $round GROUP BY ALL
+SELECT category, (issued_at_us + $offset) // $day AS d, count(*) FROM round_vouchers GROUP BY ALL
 """
 # A voucher expires at the end of its validity: it counts on the last day it was valid.
 _EXPIRED_BY_DAY = """
 SELECT category, (valid_until_us - 1 + $offset) // $day AS d, count(*)
-FROM ledger.vouchers WHERE round_id = $round AND state = 'expired' GROUP BY ALL
+FROM round_vouchers WHERE state = 'expired' GROUP BY ALL
 """
 _REDEMPTIONS = """
 SELECT v.type_id, v.category, (r.redeemed_at_us + $offset) // $day AS d, r.state, count(*),
        sum(r.discount_fen), sum(r.list_price_fen - r.merchant_promotion_fen)
-FROM ledger.redemptions r JOIN ledger.vouchers v ON v.id = r.voucher_id
-WHERE v.round_id = $round GROUP BY ALL
+FROM ledger.redemptions r JOIN round_vouchers v ON v.id = r.voucher_id GROUP BY ALL
 """
 _CURVE = """
 SELECT type_id, greatest(issued_at_us - $opens, 0) // $bucket AS b, count(*)
-FROM ledger.vouchers
-WHERE round_id = $round AND issued_at_us < $opens + $span GROUP BY ALL ORDER BY 1, 2
+FROM round_vouchers WHERE issued_at_us < $opens + $span GROUP BY ALL ORDER BY 1, 2
 """
 
 
@@ -140,25 +143,27 @@ def epoch_us(moment: datetime) -> int:
 
 def read_figures(db: duckdb.DuckDBPyConnection, campaign: Campaign, rnd: Round) -> LedgerFigures:
     """Every figure of the round from the attached ledger."""
-    by_day: dict[str, str | int] = {
-        "round": rnd.id,
-        "offset": local_offset_us(campaign, rnd),
-        "day": US_PER_DAY,
-    }
-    states, last_claim = _type_states(db, rnd.id)
-    redemptions = db.execute(_REDEMPTIONS, by_day).fetchall()
+    by_day: dict[str, int] = {"offset": local_offset_us(campaign, rnd), "day": US_PER_DAY}
+    db.execute(_COPY_VOUCHERS, {"round": rnd.id})
+    try:
+        states, last_claim = _type_states(db)
+        redemptions = db.execute(_REDEMPTIONS, by_day).fetchall()
+        days = _days(db, by_day, redemptions)
+        curve = _curve(db, rnd)
+        people = db.execute(_PEOPLE).fetchone()
+    finally:
+        db.execute("DROP TABLE IF EXISTS round_vouchers")
     money = _redemption_money(redemptions)
     types = tuple(_type_line(rnd, vt.id, states, money, last_claim) for vt in rnd.types)
     categories = tuple(
         CategoryLine(c, _sum(t.tally for t in types if t.category == c))
         for c in dict.fromkeys(vt.category for vt in rnd.types)
     )
-    people = db.execute(_PEOPLE, {"round": rnd.id}).fetchone()
     return LedgerFigures(
         types=types,
         categories=categories,
-        days=_days(db, by_day, redemptions),
-        curve=_curve(db, rnd),
+        days=days,
+        curve=curve,
         total=_sum(t.tally for t in types),
         people=int(people[0]) if people else 0,
         budget_fen=sum(vt.count * vt.discount_fen for vt in rnd.types),
@@ -175,12 +180,10 @@ def _sum(tallies: Iterable[Tally]) -> Tally:
 _Key = tuple[str, str]  # (type id, state)
 
 
-def _type_states(
-    db: duckdb.DuckDBPyConnection, round_id: str
-) -> tuple[dict[_Key, int], dict[str, int]]:
+def _type_states(db: duckdb.DuckDBPyConnection) -> tuple[dict[_Key, int], dict[str, int]]:
     states: dict[_Key, int] = {}
     last_claim: dict[str, int] = {}
-    for type_id, state, n, last_us in db.execute(_BY_TYPE_STATE, {"round": round_id}).fetchall():
+    for type_id, state, n, last_us in db.execute(_BY_TYPE_STATE).fetchall():
         states[(type_id, state)] = int(n)
         last_claim[type_id] = max(last_claim.get(type_id, 0), int(last_us))
     return states, last_claim
@@ -226,7 +229,7 @@ def _type_line(
 
 
 def _days(
-    db: duckdb.DuckDBPyConnection, by_day: dict[str, str | int], redemptions: list[tuple[Any, ...]]
+    db: duckdb.DuckDBPyConnection, by_day: dict[str, int], redemptions: list[tuple[Any, ...]]
 ) -> tuple[DayLine, ...]:
     cells: dict[tuple[int, str], dict[str, int]] = {}
 
@@ -252,7 +255,6 @@ def _days(
 
 def _curve(db: duckdb.DuckDBPyConnection, rnd: Round) -> tuple[CurvePoint, ...]:
     params = {
-        "round": rnd.id,
         "opens": epoch_us(rnd.opens_at),
         "bucket": CURVE_BUCKET_US,
         "span": CURVE_SPAN_US,

@@ -44,6 +44,7 @@ def connect(ledger: str, threads: int | None = None) -> duckdb.DuckDBPyConnectio
     db = duckdb.connect(":memory:", config=config)
     try:
         db.execute("SET enable_progress_bar = false")
+        db.execute("SET preserve_insertion_order = false")  # reports sort what they show
         _attach(db, ledger)
     except BaseException:
         db.close()
