@@ -8,6 +8,7 @@ download and loading of extensions are switched off, so a report never reaches t
 from __future__ import annotations
 
 import importlib
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,6 +21,10 @@ _OFFLINE = {
     "autoload_known_extensions": False,
     "allow_community_extensions": False,
 }
+# A city-scale round is copied into DuckDB (~200 MB per million vouchers): past this much memory
+# DuckDB spills to files under the system's temp directory instead of growing further.
+MEMORY_LIMIT = "1GB"
+SPILL_DIR = Path(tempfile.gettempdir()) / "xfq-duckdb"
 
 
 def extension_file(name: str) -> Path:
@@ -39,6 +44,8 @@ def extension_file(name: str) -> Path:
 def connect(ledger: str, threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """Attach `ledger` (a SQLite file path, `sqlite:///path` or `postgresql://...`) as `ledger`."""
     config: dict[str, str | bool | int | float | list[str]] = dict(_OFFLINE)
+    config["memory_limit"] = MEMORY_LIMIT
+    config["temp_directory"] = str(SPILL_DIR)
     if threads is not None:
         config["threads"] = threads
     db = duckdb.connect(":memory:", config=config)
