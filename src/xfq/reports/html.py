@@ -10,7 +10,7 @@ from markupsafe import Markup
 
 from xfq.domain.money import format_yuan
 from xfq.reports import causal, charts
-from xfq.reports.labels import Lang, category_namer, labeller
+from xfq.reports.labels import ASSUMPTIONS_ZH, METHOD_ZH, Lang, category_namer, labeller
 from xfq.reports.round_report import RoundReport
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -66,8 +66,8 @@ def context(report: RoundReport, lang: Lang) -> dict[str, Any]:
         "made": report.made_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
         "local_time": lambda moment: moment.astimezone(tz).strftime("%m-%d %H:%M:%S.%f")[:-3],
         "lang": lang,
-        "method": causal.METHOD,
-        "assumptions": causal.ASSUMPTIONS,
+        "method": METHOD_ZH if lang == "zh" else causal.METHOD,
+        "assumptions": ASSUMPTIONS_ZH if lang == "zh" else causal.ASSUMPTIONS,
     }
 
 

@@ -87,6 +87,20 @@ LABELS: dict[str, tuple[str, str]] = {
     "not_available": ("暂无", "Not available"),
 }
 
+# The causal method and its assumptions in Chinese; the English text is causal.METHOD/ASSUMPTIONS.
+METHOD_ZH = (
+    "双重差分。对消费数据中的每个人：开抢日之后若干周的日均消费减去之前同样周数的日均消费。"
+    "抢到券的人的平均变化减去尝试但未抢到的人的平均变化，即券使每位获券人每天多出的消费；"
+    "乘以之后的天数、再除以获券人人均得到的补贴，即每元补贴带来的额外消费。"
+    "95% 置信区间：按人重抽样的百分位自助法（获券人与未获券人分别抽样）。"
+)
+ASSUMPTIONS_ZH = (
+    "平行趋势：若没有券，获券人日消费的变化（元/天）与未获券人相同（水平可以不同；下方安慰剂检验可检查）。",
+    "获券不影响未获券人的消费（无溢出），且数据中除获券人外都是尝试过但没抢到的人。",
+    "数据覆盖个人的全部消费，而不只是用券的消费；窗口之后的提前消费看不到，窗口应覆盖有效期。",
+    "个人之间相互独立（自助法按人重抽样）。",
+)
+
 
 def labeller(lang: Lang) -> Callable[..., str]:
     column = 0 if lang == "zh" else 1
