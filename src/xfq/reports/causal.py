@@ -76,7 +76,8 @@ class CausalEstimate:
     post_mean_fen: tuple[float, float]  # ... after
     effect_per_day_fen: Interval  # extra spend per winner per day
     extra_per_yuan: Interval  # extra spending per yuan of subsidy
-    placebo_per_day_fen: Interval  # same contrast between the two halves of the pre-period
+    # the same contrast between the earlier and later whole weeks before (None with one week)
+    placebo_per_day_fen: Interval | None
     draws: int
 
 
@@ -102,7 +103,8 @@ def estimate(
         raise ReportInputError("causal leverage: --weeks must be at least 1")
     panel = _panel(db, round_id, opening_day, weeks)
     days = 7 * weeks
-    pre = (panel.early + panel.late) / 2
+    early_days = 7 * (weeks // 2)
+    pre = (panel.early * early_days + panel.late * (days - early_days)) / days
     w, o = panel.winner, ~panel.winner
     stats = _Stats(panel.post - pre, panel.late - panel.early, panel.subsidy / days)
     point = stats.of(np.flatnonzero(w), np.flatnonzero(o))
@@ -125,18 +127,20 @@ def estimate(
         post_mean_fen=(float(panel.post[w].mean()), float(panel.post[o].mean())),
         effect_per_day_fen=effect,
         extra_per_yuan=per_yuan,
-        placebo_per_day_fen=placebo,
+        placebo_per_day_fen=placebo if weeks >= 2 else None,  # 1 week: no whole weeks to split
         draws=draws,
     )
 
 
 def _panel(db: duckdb.DuckDBPyConnection, round_id: str, opening_day: date, weeks: int) -> _Panel:
-    half = timedelta(days=7 * weeks / 2)
     pre_start = opening_day - timedelta(days=7 * weeks)
+    # The placebo splits the weeks before in whole weeks, so both parts have the same weekdays
+    # (a weekend bump in proportion to a person's level would otherwise look like a trend).
+    early_days = 7 * (weeks // 2)
     params = {
         "round": round_id,
         "pre_start": pre_start,
-        "placebo": pre_start + half,
+        "placebo": pre_start + timedelta(days=early_days),
         "opening": opening_day,
         "post_end": opening_day + timedelta(days=7 * weeks),
     }
@@ -147,12 +151,11 @@ def _panel(db: duckdb.DuckDBPyConnection, round_id: str, opening_day: date, week
             f"spending feed: needs at least 2 winners and 2 people who failed; "
             f"found {int(winner.sum())} and {int((~winner).sum())}"
         )
-    days_half = 7 * weeks / 2
     return _Panel(
         winner=winner,
         subsidy=np.asarray(cols["subsidy_fen"], dtype=np.float64),
-        early=np.asarray(cols["early_fen"], dtype=np.float64) / days_half,
-        late=np.asarray(cols["late_fen"], dtype=np.float64) / days_half,
+        early=np.asarray(cols["early_fen"], dtype=np.float64) / max(early_days, 1),
+        late=np.asarray(cols["late_fen"], dtype=np.float64) / (7 * weeks - early_days),
         post=np.asarray(cols["post_fen"], dtype=np.float64) / (7 * weeks),
     )
 

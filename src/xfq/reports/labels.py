@@ -70,8 +70,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "interval": ("95% 置信区间", "95% interval"),
     "effect_per_day": ("每位获券人每日额外消费（元）", "Extra spend per winner per day ¥"),
     "placebo": (
-        "安慰剂检验（开抢前两段之差，应接近 0）",
-        "Placebo (two halves before; ~0 expected)",
+        "安慰剂检验（开抢前较早与较晚整周之差，应接近 0）",
+        "Placebo (earlier vs later whole weeks before; ~0 expected)",
     ),
     "winners": ("获券人（数据中）", "Winners in the feed"),
     "others": ("未抢到的人（数据中）", "People who failed, in the feed"),

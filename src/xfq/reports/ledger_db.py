@@ -41,13 +41,11 @@ def extension_file(name: str) -> Path:
     return found
 
 
-def connect(ledger: str, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+def connect(ledger: str) -> duckdb.DuckDBPyConnection:
     """Attach `ledger` (a SQLite file path, `sqlite:///path` or `postgresql://...`) as `ledger`."""
     config: dict[str, str | bool | int | float | list[str]] = dict(_OFFLINE)
     config["memory_limit"] = MEMORY_LIMIT
     config["temp_directory"] = str(SPILL_DIR)
-    if threads is not None:
-        config["threads"] = threads
     db = duckdb.connect(":memory:", config=config)
     try:
         db.execute("SET enable_progress_bar = false")

@@ -162,7 +162,10 @@ def _causal(sheet: Worksheet, report: RoundReport, label: Label) -> None:
             ("95% low", c.extra_per_yuan.low),
             ("95% high", c.extra_per_yuan.high),
             (label("effect_per_day"), c.effect_per_day_fen.estimate / 100),
-            (label("placebo"), c.placebo_per_day_fen.estimate / 100),
+            (
+                label("placebo"),
+                c.placebo_per_day_fen.estimate / 100 if c.placebo_per_day_fen else None,
+            ),
             (label("winners"), c.winners),
             (label("others"), c.others),
             (label("subsidy_in_feed"), yuan(c.subsidy_fen)),
