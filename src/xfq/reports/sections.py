@@ -52,11 +52,82 @@ def _unwired(key: str) -> Reader:
     return read
 
 
-# Table names are those expected from the money (settlement, rollover) and integrity (fraud
-# flags) work; their readers are wired when those land on main.
+# Closed settlement days of the round's voucher types (schema of the money work, 0005_money):
+# a line is a redemption (discount owed) or a reversal (discount given back); held = the
+# merchant was suspended at closing.
+_SETTLEMENT = """
+SELECT l.day, count(*) AS lines,
+       sum(l.discount_fen) - sum(l.reversal_fen) AS owed_fen,
+       sum(CASE WHEN l.held THEN l.discount_fen - l.reversal_fen ELSE 0 END) AS held_fen,
+       count(DISTINCT l.merchant_id) AS merchants
+FROM ledger.settlement_lines l JOIN ledger.voucher_types t ON t.id = l.type_id
+WHERE t.round_id = $round GROUP BY l.day ORDER BY l.day
+"""
+
+
+def _settlement(db: duckdb.DuckDBPyConnection, round_id: str) -> Section:
+    rows = tuple(
+        (str(day), int(lines), int(owed), int(held), int(merchants))
+        for day, lines, owed, held, merchants in db.execute(
+            _SETTLEMENT, {"round": round_id}
+        ).fetchall()
+    )
+    owed_fen = sum(r[2] for r in rows)
+    return Section(
+        "settlement",
+        True,
+        "closed days only; redemptions after the last closed day are not settled yet",
+        headline=(
+            ("closed_days", len(rows)),
+            ("settled_owed_fen", owed_fen),
+            ("held_fen", sum(r[3] for r in rows)),
+        ),
+        columns=("day", "lines", "owed_fen", "held_fen", "merchants"),
+        rows=rows,
+    )
+
+
+# Value carried out of the round into a later one, and into the round from earlier ones.
+_ROLLOVER = """
+SELECT from_round, from_type_id, into_round, coalesce(into_type_id, '-'), unclaimed, expired,
+       value_fen, added_count, remainder_fen
+FROM ledger.rollovers WHERE from_round = $round OR into_round = $round
+ORDER BY from_round, from_type_id
+"""
+
+
+def _rollover(db: duckdb.DuckDBPyConnection, round_id: str) -> Section:
+    rows = tuple(
+        tuple(int(v) if isinstance(v, int) else str(v) for v in row)
+        for row in db.execute(_ROLLOVER, {"round": round_id}).fetchall()
+    )
+    out_fen = sum(int(r[6]) for r in rows if r[0] == round_id)
+    in_fen = sum(int(r[6]) for r in rows if r[2] == round_id)
+    return Section(
+        "rollover",
+        True,
+        "" if rows else "nothing rolled over from or into this round",
+        headline=(("rolled_out_fen", out_fen), ("rolled_in_fen", in_fen)),
+        columns=(
+            "from_round",
+            "from_type_id",
+            "into_round",
+            "into_type_id",
+            "unclaimed",
+            "expired",
+            "value_fen",
+            "added_count",
+            "remainder_fen",
+        ),
+        rows=rows,
+    )
+
+
+# Settlement and rollover read the money work's tables (migration 0005_money); fraud flags are
+# wired when the integrity work lands (its table name is a guess until then).
 READERS: tuple[SectionReader, ...] = (
-    SectionReader("settlement", ("settlements",), _unwired("settlement")),
-    SectionReader("rollover", ("rollovers",), _unwired("rollover")),
+    SectionReader("settlement", ("settlement_lines", "voucher_types"), _settlement),
+    SectionReader("rollover", ("rollovers",), _rollover),
     SectionReader("fraud", ("fraud_flags",), _unwired("fraud")),
 )
 
