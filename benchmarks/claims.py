@@ -19,7 +19,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import HERE, ROOT, Load, free_port, issuers_env, python, server, tokens_file, wrk
+from harness import (
+    HERE,
+    ROOT,
+    Load,
+    free_port,
+    issuers_env,
+    python,
+    redis_server,
+    server,
+    tokens_file,
+    wrk,
+)
 
 SPEC = HERE / "bench-campaign.toml"
 OPENS_AT = "2022-03-05T10:00:00+08:00"  # the bench round's opening; the server's clock stands here
@@ -52,16 +63,31 @@ def _xfq_env(per_person_limit: bool = True) -> dict[str, str]:
 
 
 @contextmanager
-def embedded_server(workdir: Path, env: dict[str, str]) -> Iterator[tuple[int, Path]]:
+def embedded_server(
+    workdir: Path, env: dict[str, str], server_name: str = "uvicorn"
+) -> Iterator[tuple[int, Path]]:
     port, ledger = free_port(), workdir / f"ledger-{free_port()}.db"
-    command = [python(), "-m", "xfq", "serve", "--spec", str(SPEC), "--ledger", str(ledger)]
+    command = [python(), "-m", "xfq", "serve", "--spec", str(SPEC), "--ledger", str(ledger),
+               "--server", server_name]  # fmt: skip
     with server([*command, "--port", str(port)], port, "xfq serve", env):
         yield port, ledger
 
 
-def reconcile(ledger: Path) -> tuple[bool, str]:
+@contextmanager
+def redis_xfq_server(
+    workdir: Path, env: dict[str, str], redis_url: str, workers: int
+) -> Iterator[tuple[int, Path]]:
+    port, ledger = free_port(), workdir / f"ledger-{free_port()}.db"
+    command = [python(), "-m", "xfq", "serve", "--spec", str(SPEC), "--ledger", str(ledger),
+               "--port", str(port), "--redis", redis_url, "--workers", str(workers),
+               "--server", "granian"]  # fmt: skip
+    with server(command, port, "xfq serve --redis", env):
+        yield port, ledger
+
+
+def reconcile(ledger: Path, *extra: str) -> tuple[bool, str]:
     done = subprocess.run(
-        [python(), "-m", "xfq", "reconcile", str(ledger)],
+        [python(), "-m", "xfq", "reconcile", str(ledger), *extra],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -84,8 +110,8 @@ def _claims(
     return wrk(name, port, "/v1/claims", args.seconds, args.connections, env)
 
 
-def _checked(load: Load, ledger: Path) -> Load:
-    ok, report = reconcile(ledger)
+def _checked(load: Load, ledger: Path, *extra: str) -> Load:
+    ok, report = reconcile(ledger, *extra)
     load.notes.append("ledger reconciled" if ok else "LEDGER CHECK FAILED")
     if not ok:
         print(report, file=sys.stderr)
@@ -115,14 +141,34 @@ def ceiling(server_name: str, workers: int) -> Callable[[argparse.Namespace, Pat
     return run
 
 
-def embedded(type_id: str, mode: str) -> Callable[[argparse.Namespace, Path], Load]:
+def embedded(
+    type_id: str, mode: str, server_name: str = "uvicorn"
+) -> Callable[[argparse.Namespace, Path], Load]:
     def run(args: argparse.Namespace, workdir: Path) -> Load:
         tokens = tokens_file(args.people if mode == "spread" else 1)
         # One person claiming again and again meets the per-person rate limit (429) first;
         # the limit_reached run lifts it to measure that answer.
-        with embedded_server(workdir, _xfq_env(per_person_limit=mode != "same")) as (port, ledger):
-            load = _claims(args, f"embedded-{type_id}-{mode}", port, type_id, mode, tokens)
+        env = _xfq_env(per_person_limit=mode != "same")
+        with embedded_server(workdir, env, server_name) as (port, ledger):
+            name = f"embedded-{server_name}-{type_id}-{mode}"
+            load = _claims(args, name, port, type_id, mode, tokens)
         return _checked(load, ledger)
+
+    return run
+
+
+def on_redis(type_id: str, mode: str, workers: int) -> Callable[[argparse.Namespace, Path], Load]:
+    def run(args: argparse.Namespace, workdir: Path) -> Load:
+        tokens = tokens_file(args.people if mode == "spread" else 1)
+        env = _xfq_env(per_person_limit=mode != "same")
+        with redis_server(workdir) as (_redis_port, url):
+            with redis_xfq_server(workdir, env, url, workers) as (port, ledger):
+                name = f"redis-{workers}w-{type_id}-{mode}"
+                load = _claims(args, name, port, type_id, mode, tokens)
+            # What the persisters had not moved when the server stopped is moved now, then
+            # every check holds or the run fails: Redis against the ledger included.
+            reconcile(ledger, "--redis", url, "--repair")
+            return _checked(load, ledger, "--redis", url)
 
     return run
 
@@ -138,9 +184,29 @@ BENCHES = [
         embedded("plenty", "spread"),
     ),
     Bench(
+        "embedded-granian",
+        "embedded engine under granian (1 worker process): issued path",
+        embedded("plenty", "spread", "granian"),
+    ),
+    Bench(
         "embedded-sold-out",
         "embedded engine: a type of one voucher, every later claim sold_out",
         embedded("one", "spread"),
+    ),
+    Bench(
+        "redis",
+        "Redis engine (appendfsync always), 2 granian workers, persisters into SQLite: issued",
+        on_redis("plenty", "spread", 2),
+    ),
+    Bench(
+        "redis-sold-out",
+        "Redis engine, 2 workers: a type of one voucher, later claims sold_out from memory",
+        on_redis("one", "spread", 2),
+    ),
+    Bench(
+        "redis-limit",
+        "Redis engine, 2 workers: one person claiming again and again, limit_reached",
+        on_redis("plenty", "same", 2),
     ),
     Bench(
         "embedded-limit",
@@ -159,6 +225,14 @@ def ratios(results: dict[str, Load]) -> list[tuple[str, str, float | None, float
         return None
 
     return [
+        ("Redis issued ≥ 0.6 × 2-worker ceiling", "redis / granian-2w",
+         ratio("redis", "granian-2w"), 0.6),
+        ("Redis sold_out ≥ 1.0 × 2-worker ceiling", "redis-sold-out / granian-2w",
+         ratio("redis-sold-out", "granian-2w"), 1.0),
+        ("Redis limit_reached ≥ 1.0 × 2-worker ceiling", "redis-limit / granian-2w",
+         ratio("redis-limit", "granian-2w"), 1.0),
+        ("embedded (granian) issued ≥ 0.5 × its 1-worker ceiling", "embedded-granian / granian-1w",
+         ratio("embedded-granian", "granian-1w"), 0.5),
         ("embedded issued ≥ 0.5 × 1-worker ceiling", "embedded / ceiling-1w",
          ratio("embedded", "ceiling-1w"), 0.5),
         ("sold_out ≥ 1.0 × 1-worker ceiling (embedded)", "embedded-sold-out / ceiling-1w",

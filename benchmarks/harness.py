@@ -225,3 +225,18 @@ def _find(pattern: str, text: str) -> str:
 
 def python() -> str:
     return sys.executable
+
+
+# --- Redis -------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def redis_server(workdir: Path) -> Iterator[tuple[int, str]]:
+    """A throwaway redis-server with appendfsync always: an acknowledged claim is on disk."""
+    port = free_port()
+    data = workdir / f"redis-{port}"
+    data.mkdir()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+               "--appendonly", "yes", "--appendfsync", "always", "--save", ""]  # fmt: skip
+    with server(command, port, "redis-server"):
+        yield port, f"redis://127.0.0.1:{port}/0"

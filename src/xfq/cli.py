@@ -15,6 +15,7 @@ from xfq.domain.campaign import Campaign
 from xfq.domain.errors import SpecError, XfqError
 from xfq.integrity_cli import audit_app, fraud_app
 from xfq.money_cli import expire_command, rollover_command, settle_command
+from xfq.reports.cli import report_command
 from xfq.services.reconcile import Check
 from xfq.spec import parse_campaign
 from xfq.spec.cli import spec_app
@@ -28,6 +29,7 @@ app.command("rollover")(rollover_command)
 app.command("settle")(settle_command)
 app.add_typer(audit_app, name="audit")
 app.add_typer(fraud_app, name="fraud")
+app.command("report")(report_command)
 console = Console()
 errors = Console(stderr=True)
 

@@ -28,6 +28,7 @@ from xfq.simulation.fraud import FRAUD_RATE, FraudTruth, plant_fraud
 from xfq.simulation.grab import GrabResult, run_grab
 from xfq.simulation.over_http import HttpGrabResult
 from xfq.simulation.population import SimMerchant, make_merchants, make_population
+from xfq.simulation.spending import TRUE_EXTRA_PER_YUAN, write_demo_feed
 from xfq.simulation.week import WeekResult, run_week
 from xfq.spec import load_campaign
 
@@ -112,6 +113,15 @@ def run_demo(
     print_checks(console, checks)
     print_fraud(console, ledger_path, planted.truth, clock.now())
     console.print(f"Ledger: [bold]{ledger_path}[/] (SQLite); issued answers: {answers_path}")
+    feed = write_demo_feed(
+        ledger_path,
+        campaign,
+        rnd,
+        [p.citizen.person_id for p in people],
+        workdir / "spending.parquet",
+        seed,
+    )
+    print_feed_hint(console, ledger_path, rnd.id, feed)
     return DemoOutcome(ledger_path, answers_path, grab, week, checks, planted.truth)
 
 
@@ -223,3 +233,10 @@ def print_checks(console: Console, checks: list[Check]) -> None:
         mark = "[green]yes[/]" if c.ok else "[red]NO[/]"
         table.add_row(str(c.number), c.name, mark, c.detail)
     console.print(table)
+
+
+def print_feed_hint(console: Console, ledger: Path, round_id: str, feed: Path) -> None:
+    console.print(
+        f"Spending feed (synthetic; true effect {TRUE_EXTRA_PER_YUAN} yuan per yuan): {feed}\n"
+        f"Report: xfq report {ledger} {round_id} --spending {feed} --html report.html"
+    )

@@ -23,7 +23,7 @@ from rich.console import Console
 from xfq.adapters.sql.figures import gather
 from xfq.adapters.sql.fraud import save_locations
 from xfq.adapters.sql.schema import create_engine, sqlite_url
-from xfq.demo import print_checks, print_fraud, print_summary, progress_bars
+from xfq.demo import print_checks, print_feed_hint, print_fraud, print_summary, progress_bars
 from xfq.domain.campaign import Campaign, Round
 from xfq.domain.fraud import GeoPoint
 from xfq.services.reconcile import Check, reconcile
@@ -32,6 +32,7 @@ from xfq.simulation.fraud_http import play_rings_over_http
 from xfq.simulation.http_client import HttpPool
 from xfq.simulation.over_http import DemoIdentityProvider, Driver, HttpGrabResult, Till
 from xfq.simulation.population import make_merchants, make_population
+from xfq.simulation.spending import write_demo_feed
 from xfq.simulation.week import WeekResult
 from xfq.spec import load_campaign
 
@@ -240,6 +241,9 @@ def run_http_demo(
         print_checks(console, checks)
         print_fraud(console, ledger, truth, rnd.opens_at + timedelta(days=7))
         console.print(f"Ledger: [bold]{ledger}[/]")
+        ids = [p.citizen.person_id for p in make_population(rnd, population, seed)]
+        feed = write_demo_feed(ledger, campaign, rnd, ids, workdir / "spending.parquet", seed)
+        print_feed_hint(console, ledger, rnd.id, feed)
         if keep_serving:
             console.print(f"Dashboard: [bold]{base}/ops[/] — Ctrl-C to stop the server")
             _serve_until_interrupted(server)

@@ -44,3 +44,9 @@ class IdempotencyConflict(XfqError):
     """An idempotency key was used again for a different request."""
 
     code = "idempotency_conflict"
+
+
+class ReportInputError(XfqError):
+    """A report cannot be made from what it was given: no ledger, an unknown round, a bad feed."""
+
+    code = "report_input_invalid"

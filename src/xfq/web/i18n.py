@@ -201,6 +201,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     # Operators
     "ops_title": ("运营看板", "Operations dashboard"),
+    "round_report": (
+        "轮次报告（领取、核销、拉动比）",
+        "Round report (claims, redemptions, leverage)",
+    ),
     "operator_login": ("运营人员登录", "Operator sign-in"),
     "operator_required": ("需要运营人员或审计人员身份。", "An operator or auditor must sign in."),
     "role": ("角色", "Role"),
