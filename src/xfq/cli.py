@@ -15,6 +15,7 @@ from xfq.domain.campaign import Campaign
 from xfq.domain.errors import SpecError, XfqError
 from xfq.integrity_cli import audit_app, fraud_app
 from xfq.money_cli import expire_command, rollover_command, settle_command
+from xfq.rehearse_cli import rehearse_command
 from xfq.reports.cli import report_command
 from xfq.services.reconcile import Check
 from xfq.spec import parse_campaign
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(spec_app, name="spec")
 app.command("expire")(expire_command)
+app.command("rehearse")(rehearse_command)
 app.command("rollover")(rollover_command)
 app.command("settle")(settle_command)
 app.add_typer(audit_app, name="audit")

@@ -105,7 +105,9 @@ def test_the_html_file_opens_offline_with_its_charts_drawn(
     claimed = page.locator("[data-figure=claimed]").inner_text()
     assert claimed == f"{report.figures.total.claimed:,}"
     assert "因果拉动比" in page.locator("#causal").inner_text()
-    assert page.locator("#section-settlement").get_attribute("data-available") == "no"
+    # The demo's ledger has the money and fraud tables: their sections are shown, not "n/a".
+    assert page.locator("#section-settlement").get_attribute("data-available") == "yes"
+    assert page.locator("#section-fraud").get_attribute("data-available") == "yes"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "round-report.png"), full_page=True)
     context.close()
@@ -183,7 +185,7 @@ def test_xfq_report_writes_html_and_xlsx(demo: Path, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "extra yuan per yuan of subsidy" in done.stdout
-    assert "settlement: not available" in done.stdout
+    assert "settlement: available" in done.stdout and "fraud: available" in done.stdout
     assert html.read_text(encoding="utf-8").count("data:image/svg+xml;base64,") == 4
     assert "Types" in load_workbook(xlsx).sheetnames
 

@@ -1,0 +1,72 @@
+"""`xfq rehearse`: the command around xfq.rehearsal, and how its figures are printed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from xfq.demo import EXAMPLE
+from xfq.rehearsal import Rehearsal, rehearse
+
+console = Console()
+
+
+def rehearse_command(
+    people: Annotated[int, typer.Option(min=1, help="Simulated citizens.")] = 1_000_000,
+    workers: Annotated[int, typer.Option(min=1, help="API worker processes.")] = 2,
+    connections: Annotated[int, typer.Option(min=1, help="Keep-alive connections.")] = 256,
+    bound: Annotated[float, typer.Option(help="Cut the wave after this many seconds.")] = 300.0,
+    spec: Annotated[Path | None, typer.Option(help="Campaign file.")] = None,
+    round_id: Annotated[str, typer.Option("--round", help="Round to rehearse.")] = "r6",
+    workdir: Annotated[Path, typer.Option(help="Ledger and Redis data.")] = Path("var/rehearse"),
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic city.")] = 2022,
+    arrival_scale: Annotated[
+        float, typer.Option(help="Scale of arrival times (1: mean 4 s after the opening).")
+    ] = 1.0,
+) -> None:
+    """The round's opening against a deployment started on loopback (Redis with appendfsync
+    always, N granian workers): sell-out time, wave time, p50/p99, answers, errors, memory, and
+    reconciliation of the ledger against Redis afterwards. Exit 1 on an error or a failed check."""
+    done = rehearse(
+        spec or EXAMPLE,
+        round_id,
+        people,
+        workers,
+        connections,
+        bound,
+        workdir,
+        seed,
+        console.print,
+        arrival_scale,
+    )
+    print_rehearsal(done)
+    if not done.reconcile_ok or done.wave.errors:
+        raise typer.Exit(1)
+
+
+def print_rehearsal(done: Rehearsal) -> None:
+    w = done.wave
+    table = Table(title="Rehearsal", show_header=False)
+    table.add_row("citizens", f"{w.people:,}")
+    table.add_row("claim requests", f"{w.requests:,} ({w.requests / max(w.wave_s, 1e-9):,.0f}/s)")
+    table.add_row("answers", ", ".join(f"{k} {v:,}" for k, v in w.answers.most_common()))
+    table.add_row("HTTP statuses", ", ".join(f"{k} {v:,}" for k, v in sorted(w.statuses.items())))
+    table.add_row("errors (5xx, transport)", f"{w.errors:,}")
+    sold = max(w.sold_out_s.values()) if w.sold_out_s else None
+    table.add_row(
+        "sold out",
+        f"every type by {sold:.1f} s ({len(w.sold_out_s)} types)" if sold is not None else "no",
+    )
+    cut = " (cut by the bound)" if w.cut else ""
+    table.add_row("whole wave", f"{w.wave_s:.1f} s{cut}")
+    table.add_row("latency p50 / p99", f"{w.percentile_ms(50):.1f} / {w.percentile_ms(99):.1f} ms")
+    memory = ", ".join(f"pid {pid}: {mb:.0f} MB" for pid, mb in sorted(done.peak_rss_mb.items()))
+    table.add_row("peak memory per process", memory)
+    table.add_row("reconciled (Redis and ledger)", "yes" if done.reconcile_ok else "NO")
+    console.print(table)
+    if not done.reconcile_ok:
+        console.print(done.reconcile_report, markup=False, highlight=False)

@@ -1,0 +1,29 @@
+"""`xfq rehearse` in its bounded form: a real Redis and two granian workers on loopback."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ENV = {"COLUMNS": "200", "PATH": "/usr/bin:/bin"}
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
+def test_a_small_rehearsal_answers_everyone_and_reconciles(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "xfq", "rehearse", "--people", "400", "--connections", "32",
+         "--bound", "120", "--arrival-scale", "0.1", "--workdir", str(tmp_path / "r")],
+        capture_output=True, text=True, timeout=300, check=False, env=ENV,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "Traceback" not in done.stderr
+    assert "│ citizens" in out and "400" in out
+    assert re.search(r"errors \(5xx, transport\)\s*│\s*0\s*│", out), out
+    assert re.search(r"reconciled \(Redis and ledger\)\s*│\s*yes\s*│", out), out
+    assert "issued" in out and "(cut by the bound)" not in out
