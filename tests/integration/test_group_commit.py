@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from servers.postgres_fixtures import LedgerDb
 from xfq.adapters.sql.ledger import SqlLedger
 from xfq.domain.voucher import Voucher, VoucherState
 from xfq.ports import LedgerTx
@@ -31,8 +32,10 @@ def voucher(voucher_id: str) -> Voucher:
     )
 
 
-def test_a_unit_that_fails_halfway_is_undone_and_its_batch_mates_commit(tmp_path: Path) -> None:
-    ledger = SqlLedger(f"sqlite:///{tmp_path / 'ledger.db'}")
+def test_a_unit_that_fails_halfway_is_undone_and_its_batch_mates_commit(
+    ledger_db: LedgerDb,
+) -> None:
+    ledger = SqlLedger(ledger_db.url)
     ledger.install_campaign(load_campaign(EXAMPLE), EXAMPLE.read_text(), NOW)
     gate = threading.Event()
     ledger.write(lambda _tx: gate.wait(10))  # holds the writer so the next three share a batch

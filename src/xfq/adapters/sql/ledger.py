@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from xfq.adapters.sql import tables
+from xfq.adapters.sql.errors import storage_errors
 from xfq.adapters.sql.group_commit import Done, GroupCommitWriter, Rows, TxControl
 from xfq.adapters.sql.schema import create_engine, migrate
 from xfq.adapters.sql.statements import bulk_insert, compile_statements
@@ -76,13 +77,32 @@ class SqlLedger:
 
     def reader(self) -> LedgerReader:
         tx: SqlTx | None = getattr(self._local, "tx", None)
-        if tx is None:
-            connection = self.engine.raw_connection()
+        if tx is None or _broken(self._local.connection):
+            if tx is not None:  # the server went away under it: a new connection
+                self._drop_reader(self._local.connection)
+            with storage_errors():
+                connection = self.engine.raw_connection()
             with self._readers_lock:
                 self._readers.append(connection)
             tx = SqlTx(connection, self._statements)
-            self._local.tx = tx
+            self._local.tx, self._local.connection = tx, connection
         return tx
+
+    def _drop_reader(self, connection: Any) -> None:
+        with self._readers_lock:
+            self._readers.remove(connection)
+        with contextlib.suppress(Exception):
+            connection.invalidate()
+
+    @contextlib.contextmanager
+    def _begin(self) -> Iterator[sa.Connection]:
+        with storage_errors(), self.engine.begin() as c:
+            yield c
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sa.Connection]:
+        with storage_errors(), self.engine.connect() as c:
+            yield c
 
     def close(self) -> None:
         self._writer.close()
@@ -96,7 +116,7 @@ class SqlLedger:
 
     def install_campaign(self, campaign: Campaign, spec_text: str, at: datetime) -> None:
         """Record the campaign's spec and its voucher types (idempotent for the same spec)."""
-        with self.engine.begin() as c:
+        with self._begin() as c:
             exists = c.execute(
                 sa.select(tables.campaigns.c.id).where(tables.campaigns.c.id == campaign.id)
             ).first()
@@ -142,7 +162,7 @@ class SqlLedger:
     def enroll_merchant(
         self, merchant_id: str, name: str, category: str, at: datetime, status: str = "enrolled"
     ) -> None:
-        with self.engine.begin() as c:
+        with self._begin() as c:
             c.execute(
                 tables.merchants.insert().values(
                     id=merchant_id,
@@ -155,18 +175,18 @@ class SqlLedger:
 
     def set_merchant_status(self, merchant_id: str, status: str) -> bool:
         m = tables.merchants
-        with self.engine.begin() as c:
+        with self._begin() as c:
             done = c.execute(m.update().where(m.c.id == merchant_id).values(status=status))
         return done.rowcount == 1
 
     def merchants(self) -> list[MerchantRow]:
         m = tables.merchants
-        with self.engine.connect() as c:
+        with self._connect() as c:
             rows = c.execute(sa.select(m.c.id, m.c.name, m.c.category, m.c.status).order_by(m.c.id))
             return [MerchantRow(*row) for row in rows]
 
     def add_merchant_key(self, key_id: str, merchant_id: str, secret: str, at: datetime) -> None:
-        with self.engine.begin() as c:
+        with self._begin() as c:
             c.execute(
                 tables.merchant_keys.insert().values(
                     key_id=key_id, merchant_id=merchant_id, secret=secret, created_at_us=to_us(at)
@@ -179,7 +199,7 @@ class SqlLedger:
         query = sa.select(k.c.key_id, k.c.secret, k.c.merchant_id).where(
             k.c.revoked_at_us.is_(None)
         )
-        with self.engine.connect() as c:
+        with self._connect() as c:
             return {row[0]: (row[1].encode(), row[2]) for row in c.execute(query)}
 
     def stored_answer(self, scope: str, key: str) -> tuple[str, int, str] | None:
@@ -188,14 +208,14 @@ class SqlLedger:
         query = sa.select(t.c.request_sha256, t.c.status, t.c.body).where(
             t.c.scope == scope, t.c.key == key
         )
-        with self.engine.connect() as c:
+        with self._connect() as c:
             row = c.execute(query).first()
         return None if row is None else (row[0], row[1], row[2])
 
     def store_answer(
         self, scope: str, key: str, request_sha256: str, status: int, body: str, at: datetime
     ) -> None:
-        with self.engine.begin() as c:
+        with self._begin() as c:
             c.execute(
                 tables.idempotent_answers.insert().values(
                     scope=scope,
@@ -216,7 +236,7 @@ class SqlLedger:
         operator: str,
         at: datetime,
     ) -> None:
-        with self.engine.begin() as c:
+        with self._begin() as c:
             c.execute(
                 tables.round_windows.insert().values(
                     round_id=round_id,
@@ -232,16 +252,21 @@ class SqlLedger:
         """The latest operator-set claim window of each round that has one."""
         w = tables.round_windows
         query = sa.select(w.c.round_id, w.c.opens_at_us, w.c.claim_closes_at_us).order_by(w.c.seq)
-        with self.engine.connect() as c:
+        with self._connect() as c:
             return {row[0]: (from_us(row[1]), from_us(row[2])) for row in c.execute(query)}
 
     def issued_claims(self) -> Iterator[tuple[str, str, str, str, str]]:
         """(voucher id, type id, person id, claim key, state) of every voucher, for a restart."""
         v = tables.vouchers
         query = sa.select(v.c.id, v.c.type_id, v.c.person_id, v.c.claim_key, v.c.state)
-        with self.engine.connect() as c:
+        with self._connect() as c:
             for row in c.execute(query):
                 yield row[0], row[1], row[2], row[3], row[4]
+
+
+def _broken(connection: Any) -> bool:
+    """True once psycopg saw the server go; SQLite connections do not break."""
+    return bool(getattr(connection.driver_connection, "broken", False))
 
 
 def stored_spec(engine: sa.Engine) -> str | None:
