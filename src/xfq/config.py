@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_KEY_BYTES = 32
@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="XFQ_", extra="forbid")
 
     environment: Literal["development", "production"] = "development"
+    # The ledger: a SQLite file (a path or sqlite:///path) or a postgresql://user@host/db URL.
     database_url: str = "sqlite:///var/xfq/ledger.db"
     spec_path: Path | None = None
     till_code_key: SecretStr | None = None
@@ -41,6 +42,13 @@ class Settings(BaseSettings):
     claim_burst_per_person: int = 6
     claim_rate_per_address_per_s: float = 2000.0
     claim_burst_per_address: int = 4000
+
+    @field_validator("database_url")
+    @classmethod
+    def _ledger_url(cls, value: str) -> str:
+        from xfq.adapters.sql.schema import database_url
+
+        return database_url(value)
 
     def checked(self) -> Settings:
         """These settings, after refusing what must never run in production."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -17,6 +18,7 @@ from xfq.adapters.ids import RandomIds
 from xfq.adapters.sql.figures import gather
 from xfq.adapters.sql.ledger import SqlLedger
 from xfq.adapters.sql.schema import create_engine, sqlite_url
+from xfq.domain.errors import XfqError
 from xfq.domain.money import format_yuan
 from xfq.services.expiry import expire
 from xfq.services.reconcile import Check, TypeFigures, reconcile
@@ -50,15 +52,22 @@ def run_demo(
     seed: int,
     round_id: str,
     console: Console,
+    database_url: str | None = None,
 ) -> DemoOutcome:
+    """The demo in one process; on a new SQLite file in `workdir`, or on an empty database
+    at `database_url` (PostgreSQL)."""
     campaign = load_campaign(spec_path)
     rnd = campaign.round(round_id)
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     ledger_path = workdir / "ledger.db"
+    url = sqlite_url(ledger_path) if database_url is None else database_url
     clock = SimulatedClock(rnd.opens_at - timedelta(days=1))
-    ledger = SqlLedger(sqlite_url(ledger_path))
+    ledger = SqlLedger(url)
+    if ledger.campaign_spec() is not None:
+        ledger.close()
+        raise XfqError("the demo needs an empty ledger: this database holds a campaign already")
     ledger.install_campaign(campaign, spec_path.read_text(encoding="utf-8"), clock.now())
     ids = RandomIds()
     merchants = make_merchants(
@@ -91,13 +100,20 @@ def run_demo(
     ledger.close()
     answers_path = workdir / "issued-answers.txt"
     answers_path.write_text("".join(f"{v.id}\n" for v in grab.issued), encoding="utf-8")
-    figures = gather(create_engine(sqlite_url(ledger_path)), with_ids=True)
+    reading = create_engine(url)
+    figures = gather(reading, with_ids=True)
+    reading.dispose()
     checks = reconcile(campaign, figures, (v.id for v in grab.issued))
     types = [t for t in figures.types if t.round_id == rnd.id]
     print_summary(console, f"{campaign.name} {rnd.name}", types, grab, week)
     print_checks(console, checks)
-    console.print(f"Ledger: [bold]{ledger_path}[/] (SQLite); issued answers: {answers_path}")
+    shown = f"{ledger_path}[/] (SQLite)" if database_url is None else f"{_hidden(url)}[/]"
+    console.print(f"Ledger: [bold]{shown}; issued answers: {answers_path}")
     return DemoOutcome(ledger_path, answers_path, grab, week, checks)
+
+
+def _hidden(url: str) -> str:
+    return sa.make_url(url).render_as_string(hide_password=True)
 
 
 def progress_bars(console: Console) -> Progress:

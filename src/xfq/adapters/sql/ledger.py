@@ -56,6 +56,21 @@ class SqlLedger:
         self._local = threading.local()
         self._readers: list[Any] = []
         self._readers_lock = threading.Lock()
+        self._lock_holder: sa.Connection | None = None
+
+    def hold_lock(self, key: int) -> bool:
+        """Take a PostgreSQL advisory lock for as long as this ledger is open; False if another
+        session holds it. (SQLite ledgers are locked by a file beside them instead.)"""
+        if self.engine.dialect.name != "postgresql":
+            return True
+        holder = self.engine.connect()
+        taken = holder.exec_driver_sql(f"SELECT pg_try_advisory_lock({int(key)})").scalar_one()
+        holder.commit()  # a session lock outlives the transaction; no transaction stays open
+        if not taken:
+            holder.close()
+            return False
+        self._lock_holder = holder
+        return True
 
     def write(self, unit: Callable[[LedgerTx], T]) -> Future[T]:
         return self._writer.submit(unit)
@@ -106,6 +121,10 @@ class SqlLedger:
 
     def close(self) -> None:
         self._writer.close()
+        if self._lock_holder is not None:
+            with contextlib.suppress(Exception):
+                self._lock_holder.invalidate()  # the session ends, and its lock with it
+            self._lock_holder = None
         with self._readers_lock:
             for connection in self._readers:
                 # closing from another thread: sqlite3 may refuse; harmless at shutdown
