@@ -83,7 +83,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _explicit_begin(connection: sa.Connection) -> None:
     # SQLite: deferred, so a read through SQLAlchemy does not take the write lock (the claim and
     # checkout writes go through the group-commit writer, which begins IMMEDIATE itself).
-    connection.exec_driver_sql("BEGIN")
+    # On the driver's cursor: a connection set to stream results would DECLARE a cursor for it.
+    connection.connection.cursor().execute("BEGIN")
 
 
 def alembic_config(connection: sa.Connection) -> Config:

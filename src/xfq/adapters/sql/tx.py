@@ -15,7 +15,8 @@ from xfq.domain.voucher import Voucher, VoucherEvent, VoucherState, next_state
 Row = tuple[Any, ...]
 
 
-def _voucher(row: Row) -> Voucher:
+def voucher_of_row(row: Row) -> Voucher:
+    """A Voucher from a row of `vouchers`, its columns in their declared order."""
     vid, type_id, round_id, category, person_id, _key, state, issued, v_from, v_until = row
     return Voucher(
         id=vid,
@@ -121,10 +122,12 @@ class SqlTx:
 
     def voucher(self, voucher_id: str) -> Voucher | None:
         row = self._one(self._s.voucher, {"id": voucher_id})
-        return None if row is None else _voucher(row)
+        return None if row is None else voucher_of_row(row)
 
     def vouchers_of(self, person_id: str) -> list[Voucher]:
-        return [_voucher(row) for row in self._all(self._s.vouchers_of, {"person_id": person_id})]
+        return [
+            voucher_of_row(row) for row in self._all(self._s.vouchers_of, {"person_id": person_id})
+        ]
 
     def merchant(self, merchant_id: str) -> Merchant | None:
         if self._merchants is not None and merchant_id in self._merchants:
