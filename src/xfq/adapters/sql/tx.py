@@ -15,8 +15,7 @@ from xfq.domain.voucher import Voucher, VoucherEvent, VoucherState, next_state
 Row = tuple[Any, ...]
 
 
-def voucher_of_row(row: Row) -> Voucher:
-    """A Voucher from a row of `vouchers`, its columns in their declared order."""
+def _voucher(row: Row) -> Voucher:
     vid, type_id, round_id, category, person_id, _key, state, issued, v_from, v_until = row
     return Voucher(
         id=vid,
@@ -29,6 +28,10 @@ def voucher_of_row(row: Row) -> Voucher:
         valid_from=from_us(v_from),
         valid_until=from_us(v_until),
     )
+
+
+# A Voucher from a row of `vouchers`, its columns in their declared order.
+voucher_of_row = _voucher
 
 
 def _redemption(row: Row) -> Redemption:
@@ -122,12 +125,10 @@ class SqlTx:
 
     def voucher(self, voucher_id: str) -> Voucher | None:
         row = self._one(self._s.voucher, {"id": voucher_id})
-        return None if row is None else voucher_of_row(row)
+        return None if row is None else _voucher(row)
 
     def vouchers_of(self, person_id: str) -> list[Voucher]:
-        return [
-            voucher_of_row(row) for row in self._all(self._s.vouchers_of, {"person_id": person_id})
-        ]
+        return [_voucher(row) for row in self._all(self._s.vouchers_of, {"person_id": person_id})]
 
     def merchant(self, merchant_id: str) -> Merchant | None:
         if self._merchants is not None and merchant_id in self._merchants:
