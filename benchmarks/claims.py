@@ -11,6 +11,8 @@ failing check fails the run, whatever the speed. Results and how to read them: R
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -173,6 +175,65 @@ def on_redis(type_id: str, mode: str, workers: int) -> Callable[[argparse.Namesp
     return run
 
 
+def conventional(args: argparse.Namespace, workdir: Path) -> Load:
+    """One PostgreSQL transaction per claim (benchmarks/conventional_pg.py), 2 uvicorn workers."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from servers.postgres_server import PostgresServer
+
+    with PostgresServer() as pg:
+        url = pg.url()
+        script = str(HERE / "conventional_pg.py")
+        subprocess.run([python(), script, "setup", url, "--spec", str(SPEC)], check=True)
+        port = free_port()
+        command = [python(), script, "serve", url, "--workers", "2", "--port", str(port)]
+        command += ["--spec", str(SPEC)]
+        with server(command, port, "conventional_pg serve"):
+            tokens = tokens_file(args.people)
+            load = _claims(args, "conventional-pg-2w", port, "plenty", "spread", tokens)
+        check = [python(), script, "check", url, "--spec", str(SPEC)]
+        done = subprocess.run(check, capture_output=True, text=True, check=False)
+        ok = done.returncode == 0
+        load.notes.append("stock and limits checked" if ok else "LEDGER CHECK FAILED")
+        if not ok:
+            print(done.stdout + done.stderr, file=sys.stderr)
+        return load
+
+
+def store_ceiling(args: argparse.Namespace, workdir: Path) -> Load:
+    """redis-benchmark calling the claim script itself, one claim a call (the store's ceiling)."""
+    from xfq.adapters.redis.connect import sync_client
+    from xfq.adapters.redis.loader import load_campaign
+    from xfq.adapters.redis.scripts import CLAIM_BATCH
+    from xfq.adapters.sql.ledger import SqlLedger
+    from xfq.adapters.sql.times import to_us
+    from xfq.spec import load_campaign as load_spec
+
+    campaign = load_spec(SPEC)
+    with redis_server(workdir) as (port, url):
+        redis = sync_client(url, cluster=False)
+        ledger = SqlLedger(f"sqlite:///{workdir / 'store-ceiling.db'}")
+        opens_at = campaign.rounds[0].opens_at
+        ledger.install_campaign(campaign, SPEC.read_text(encoding="utf-8"), opens_at)
+        layout = load_campaign(redis, campaign, ledger, 1)
+        ledger.close()
+        sha = redis.script_load(CLAIM_BATCH)
+        # One claim a call: [now, person, key, type, eligible, voucher, valid from, until] (µs);
+        # redis-benchmark puts a random number for each __rand_int__.
+        now, until = str(to_us(opens_at)), str(to_us(opens_at) + 7 * 86_400_000_000)
+        claim = json.dumps(
+            [[now, "p__rand_int__", "k__rand_int__", "plenty", "1", "v__rand_int__", now, until]]
+        )
+        requests = str(int(args.seconds * 30_000))
+        command = ["redis-benchmark", "-p", str(port), "-c", "50", "-n", requests,
+                   "-r", "100000000", "-q", "EVALSHA", sha, "1",
+                   layout.stream(0), layout.tag(0), claim]  # fmt: skip
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    found = re.search(r"([\d.]+) requests per second, p50=([\d.]+) msec", out)
+    if found is None:
+        raise RuntimeError(f"redis-benchmark printed no rate:\n{out}")
+    return Load("redis-script (redis-benchmark)", float(found.group(1)), float(found.group(2)), 0.0)
+
+
 BENCHES = [
     Bench("ceiling-1w", "raw ASGI hello-world, uvicorn, 1 worker", ceiling("uvicorn", 1)),
     Bench("ceiling-2w", "raw ASGI hello-world, uvicorn, 2 workers", ceiling("uvicorn", 2)),
@@ -209,6 +270,16 @@ BENCHES = [
         on_redis("plenty", "same", 2),
     ),
     Bench(
+        "store-ceiling",
+        "redis-benchmark -c 50 of the claim script alone, appendfsync always (no HTTP)",
+        store_ceiling,
+    ),
+    Bench(
+        "conventional",
+        "the conventional design: one PostgreSQL transaction per claim, 2 uvicorn workers",
+        conventional,
+    ),
+    Bench(
         "embedded-limit",
         "embedded engine: one person claiming again and again, limit_reached",
         embedded("plenty", "same"),
@@ -231,6 +302,8 @@ def ratios(results: dict[str, Load]) -> list[tuple[str, str, float | None, float
          ratio("redis-sold-out", "granian-2w"), 1.0),
         ("Redis limit_reached ≥ 1.0 × 2-worker ceiling", "redis-limit / granian-2w",
          ratio("redis-limit", "granian-2w"), 1.0),
+        ("Redis issued ≥ 10 × the conventional design", "redis / conventional",
+         ratio("redis", "conventional"), 10.0),
         ("embedded (granian) issued ≥ 0.5 × its 1-worker ceiling", "embedded-granian / granian-1w",
          ratio("embedded-granian", "granian-1w"), 0.5),
         ("embedded issued ≥ 0.5 × 1-worker ceiling", "embedded / ceiling-1w",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xfq.adapters.clock import SimulatedClock, SystemClock
-from xfq.adapters.embedded.engine import EmbeddedClaimEngine
+from xfq.adapters.embedded.engine import EmbeddedClaimEngine, EngineLocked
 from xfq.adapters.ids import RandomIds
 from xfq.adapters.sql.ledger import SqlLedger
 from xfq.api.auth.dev_issuer import DevIssuer
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from xfq.adapters.redis.persister import Persister
 
     Engine = EmbeddedClaimEngine | RedisClaimEngine
+
+EMBEDDED_ENGINE_LOCK = 0x7866_7102  # a PostgreSQL ledger's embedded engine: one process
 
 
 class NoCampaign(XfqError):
@@ -152,6 +154,14 @@ def shared_secrets(settings: Settings) -> None:
 def build(settings: Settings, clock: Clock | None = None) -> Container:
     settings = settings.checked()
     ledger = SqlLedger(settings.database_url)
+    lock_path = _lock_path(settings.database_url)
+    if lock_path is None and not ledger.hold_lock(EMBEDDED_ENGINE_LOCK):
+        ledger.close()
+        raise EngineLocked(
+            "the ledger's claim engine is already running in another process (it holds "
+            f"PostgreSQL advisory lock {EMBEDDED_ENGINE_LOCK}); only one process may decide claims"
+            " with the embedded engine"
+        )
     if clock is None and settings.simulated_start is not None:
         clock = SimulatedClock(settings.simulated_start)
     dev = (
@@ -176,7 +186,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         till_key=settings.key("till_code_key"),
         personal_data=PersonalDataHasher(settings.key("personal_data_key")),
         dev_issuer=dev,
-        lock_path=_lock_path(settings.database_url),
+        lock_path=lock_path,
     )
     stored = ledger.campaign_spec()
     if stored is not None:

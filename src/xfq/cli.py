@@ -59,6 +59,10 @@ def demo(
         float,
         typer.Option(min=0.0, max=0.5, help="Share of each category's merchants that collude."),
     ] = 0.03,
+    postgres: Annotated[
+        str | None,
+        typer.Option(help="With --direct: an empty PostgreSQL database as the ledger (URL)."),
+    ] = None,
 ) -> None:
     """Run the reference round: the grab at 10:00, the week of shopping, expiry, reconciliation.
 
@@ -69,9 +73,14 @@ def demo(
     from xfq.demo_http import run_http_demo
 
     spec_path = spec or EXAMPLE
+    if postgres is not None and not direct:
+        errors.print("xfq demo: --postgres needs --direct")
+        raise typer.Exit(2)
     if direct:
         people = population or 300_000
-        ok = run_demo(spec_path, workdir, people, merchants, seed, round_id, console, fraud_rate).ok
+        ok = run_demo(
+            spec_path, workdir, people, merchants, seed, round_id, console, fraud_rate, postgres
+        ).ok
     else:
         # Over HTTP one server process answers ~1,700 claims/s here: 20,000 people take ~1.5 min.
         people = population or 20_000
@@ -85,7 +94,10 @@ def demo(
 
 @app.command("reconcile")
 def reconcile_command(
-    ledger: Annotated[Path, typer.Argument(help="SQLite ledger file.")],
+    ledger: Annotated[
+        str | None, typer.Argument(help="SQLite ledger file, or a postgresql:// URL.")
+    ] = None,
+    postgres: Annotated[str | None, typer.Option(help="PostgreSQL ledger (URL).")] = None,
     answers: Annotated[
         Path | None, typer.Option(help="Voucher ids that clients were answered `issued`.")
     ] = None,
@@ -98,46 +110,51 @@ def reconcile_command(
 ) -> None:
     """Check every invariant of the design on a ledger; exit 1 if one fails."""
     from xfq.adapters.sql.figures import gather
-    from xfq.adapters.sql.schema import create_engine, sqlite_url
+    from xfq.adapters.sql.ledger import stored_spec
+    from xfq.adapters.sql.schema import create_engine, database_url, is_postgres
     from xfq.demo import print_checks
     from xfq.services.reconcile import reconcile
 
-    if not ledger.is_file():
-        errors.print(f"xfq reconcile: no ledger file at {ledger}")
+    given = postgres or ledger
+    if given is None:
+        errors.print("xfq reconcile: name a ledger file or --postgres URL")
         raise typer.Exit(2)
-    engine = create_engine(sqlite_url(ledger))
-    from xfq.adapters.sql.ledger import stored_spec
+    url = database_url(given)
+    if not is_postgres(url) and not Path(url.removeprefix("sqlite:///")).is_file():
+        errors.print(f"xfq reconcile: no ledger file at {given}")
+        raise typer.Exit(2)
+    engine = create_engine(url)
+    shown = engine.url.render_as_string(hide_password=True)
     from xfq.adapters.sql.schema import migrate
 
     migrate(engine)  # a ledger from before settlement gets its (empty) settlement tables
-
     spec_text = stored_spec(engine)
     if spec_text is None:
-        errors.print(f"xfq reconcile: {ledger} holds no campaign")
+        errors.print(f"xfq reconcile: {shown} holds no campaign")
         raise typer.Exit(2)
-    campaign = parse_campaign(spec_text, f"{ledger} (stored spec)")
+    campaign = parse_campaign(spec_text, f"{shown} (stored spec)")
     answered = answers.read_text(encoding="utf-8").split() if answers else None
-    redis_checks = _redis_checks(ledger, campaign, redis_url, repair) if redis_url else []
+    redis_checks = _redis_checks(url, campaign, redis_url, repair) if redis_url else []
     figures = gather(engine, with_ids=answered is not None, campaign=campaign)
     checks = reconcile(campaign, figures, answered) + redis_checks
+    engine.dispose()
     print_checks(console, checks)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
 
 
-def _redis_checks(ledger: Path, campaign: Campaign, url: str, repair: bool) -> list[Check]:
+def _redis_checks(ledger_url: str, campaign: Campaign, url: str, repair: bool) -> list[Check]:
     from xfq.adapters.redis.connect import is_cluster, sync_client
     from xfq.adapters.redis.layout import Layout, shards_key
     from xfq.adapters.redis.reconcile import check_redis, repair_gaps
     from xfq.adapters.sql.ledger import SqlLedger
-    from xfq.adapters.sql.schema import sqlite_url
 
     redis = sync_client(url, is_cluster(url))
     shards = redis.get(shards_key(campaign.id))
     if shards is None:
         raise XfqError(f"campaign '{campaign.id}' is not loaded into the Redis at {url}")
     layout = Layout(campaign.id, int(str(shards)))
-    sql = SqlLedger(sqlite_url(ledger))
+    sql = SqlLedger(ledger_url)
     try:
         if repair:
             moved = repair_gaps(redis, layout, campaign, sql)
@@ -180,7 +197,12 @@ def serve(
     spec: Annotated[
         Path | None, typer.Option(help="Campaign file to load if the ledger has none.")
     ] = None,
-    ledger: Annotated[Path, typer.Option(help="SQLite ledger file.")] = Path("var/xfq/ledger.db"),
+    ledger: Annotated[
+        Path | None, typer.Option(help="SQLite ledger file [default: XFQ_DATABASE_URL's].")
+    ] = None,
+    postgres: Annotated[
+        str | None, typer.Option(help="A PostgreSQL database as the ledger (URL).")
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     redis_url: Annotated[
@@ -194,8 +216,12 @@ def serve(
         str, typer.Option(help="uvicorn (in this process) or granian (worker processes).")
     ] = "uvicorn",
 ) -> None:
-    """Serve the API and pages: embedded by default (one process, SQLite), or on Redis."""
-    settings = Settings(database_url=f"sqlite:///{ledger}", spec_path=spec)  # + XFQ_* env
+    """Serve the API and pages: the embedded claim engine (one process) on a SQLite or
+    PostgreSQL ledger, or claims decided in Redis by several worker processes."""
+    settings = Settings(spec_path=spec)  # + XFQ_* env
+    chosen = postgres or (str(ledger) if ledger is not None else None)
+    if chosen is not None:
+        settings = Settings(spec_path=spec, database_url=chosen)
     if redis_url is not None:
         settings = settings.model_copy(update={"redis_url": redis_url})
     if workers > 1 or server == "granian":

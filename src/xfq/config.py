@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_KEY_BYTES = 32
@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="XFQ_", extra="forbid")
 
     environment: Literal["development", "production"] = "development"
+    # The ledger: a SQLite file (a path or sqlite:///path) or a postgresql://user@host/db URL.
     database_url: str = "sqlite:///var/xfq/ledger.db"
     spec_path: Path | None = None
     till_code_key: SecretStr | None = None
@@ -50,6 +51,13 @@ class Settings(BaseSettings):
     redis_max_batch: int = 256  # claims per script call
     redis_window_ms: float = 0.0  # 0: send what one event-loop pass gathered
     redis_persister: bool = True  # move the claim streams into the ledger in this process
+
+    @field_validator("database_url")
+    @classmethod
+    def _ledger_url(cls, value: str) -> str:
+        from xfq.adapters.sql.schema import database_url
+
+        return database_url(value)
 
     def checked(self) -> Settings:
         """These settings, after refusing what must never run in production."""

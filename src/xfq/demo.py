@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -18,6 +19,7 @@ from xfq.adapters.sql.figures import gather
 from xfq.adapters.sql.fraud import SqlFraudStore, save_locations
 from xfq.adapters.sql.ledger import SqlLedger
 from xfq.adapters.sql.schema import create_engine, sqlite_url
+from xfq.domain.errors import XfqError
 from xfq.domain.fraud import GeoPoint
 from xfq.domain.money import format_yuan
 from xfq.services import operations
@@ -59,15 +61,22 @@ def run_demo(
     round_id: str,
     console: Console,
     fraud_rate: float = FRAUD_RATE,
+    database_url: str | None = None,
 ) -> DemoOutcome:
+    """The demo in one process; on a new SQLite file in `workdir`, or on an empty database
+    at `database_url` (PostgreSQL)."""
     campaign = load_campaign(spec_path)
     rnd = campaign.round(round_id)
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     ledger_path = workdir / "ledger.db"
+    url = sqlite_url(ledger_path) if database_url is None else database_url
     clock = SimulatedClock(rnd.opens_at - timedelta(days=1))
-    ledger = SqlLedger(sqlite_url(ledger_path))
+    ledger = SqlLedger(url)
+    if ledger.campaign_spec() is not None:
+        ledger.close()
+        raise XfqError("the demo needs an empty ledger: this database holds a campaign already")
     ledger.install_campaign(campaign, spec_path.read_text(encoding="utf-8"), clock.now())
     ids = RandomIds()
     merchants = make_merchants(
@@ -106,28 +115,35 @@ def run_demo(
     ledger.close()
     answers_path = workdir / "issued-answers.txt"
     answers_path.write_text("".join(f"{v.id}\n" for v in grab.issued), encoding="utf-8")
-    figures = gather(create_engine(sqlite_url(ledger_path)), with_ids=True, campaign=campaign)
+    reading = create_engine(url)
+    figures = gather(reading, with_ids=True, campaign=campaign)
+    reading.dispose()
     checks = reconcile(campaign, figures, (v.id for v in grab.issued))
     types = [t for t in figures.types if t.round_id == rnd.id]
     print_summary(console, f"{campaign.name} {rnd.name}", types, grab, week)
     print_checks(console, checks)
-    print_fraud(console, ledger_path, planted.truth, clock.now())
-    console.print(f"Ledger: [bold]{ledger_path}[/] (SQLite); issued answers: {answers_path}")
+    print_fraud(console, url, planted.truth, clock.now())
+    shown = f"{ledger_path}[/] (SQLite)" if database_url is None else f"{_hidden(url)}[/]"
+    console.print(f"Ledger: [bold]{shown}; issued answers: {answers_path}")
     feed = write_demo_feed(
-        ledger_path,
+        url,
         campaign,
         rnd,
         [p.citizen.person_id for p in people],
         workdir / "spending.parquet",
         seed,
     )
-    print_feed_hint(console, ledger_path, rnd.id, feed)
+    print_feed_hint(console, ledger_path if database_url is None else _hidden(url), rnd.id, feed)
     return DemoOutcome(ledger_path, answers_path, grab, week, checks, planted.truth)
 
 
-def print_fraud(console: Console, ledger_path: Path, truth: FraudTruth, at: datetime) -> None:
+def print_fraud(console: Console, ledger_url: str, truth: FraudTruth, at: datetime) -> None:
     """The fraud scan over the demo's ledger against the fraud the demo planted."""
-    flags = run_scan(SqlFraudStore(create_engine(sqlite_url(ledger_path))), at).flags
+    reading = create_engine(ledger_url)
+    try:
+        flags = run_scan(SqlFraudStore(reading), at).flags
+    finally:
+        reading.dispose()
     flagged = {f.merchant_id for f in flags}
     found = len(flagged & set(truth.colluders))
     console.print(
@@ -148,6 +164,10 @@ def enroll_all(ledger: SqlLedger, merchants: list[SimMerchant], at: datetime) ->
         ]
         for future in futures:
             future.result()
+
+
+def _hidden(url: str) -> str:
+    return sa.make_url(url).render_as_string(hide_password=True)
 
 
 def progress_bars(console: Console) -> Progress:
@@ -235,7 +255,7 @@ def print_checks(console: Console, checks: list[Check]) -> None:
     console.print(table)
 
 
-def print_feed_hint(console: Console, ledger: Path, round_id: str, feed: Path) -> None:
+def print_feed_hint(console: Console, ledger: Path | str, round_id: str, feed: Path) -> None:
     console.print(
         f"Spending feed (synthetic; true effect {TRUE_EXTRA_PER_YUAN} yuan per yuan): {feed}\n"
         f"Report: xfq report {ledger} {round_id} --spending {feed} --html report.html"

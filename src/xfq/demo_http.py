@@ -239,7 +239,7 @@ def run_http_demo(
         types = [t for t in figures.types if t.round_id == rnd.id]
         print_summary(console, f"{campaign.name} {rnd.name} (over HTTP)", types, grab, week)
         print_checks(console, checks)
-        print_fraud(console, ledger, truth, rnd.opens_at + timedelta(days=7))
+        print_fraud(console, sqlite_url(ledger), truth, rnd.opens_at + timedelta(days=7))
         console.print(f"Ledger: [bold]{ledger}[/]")
         ids = [p.citizen.person_id for p in make_population(rnd, population, seed)]
         feed = write_demo_feed(ledger, campaign, rnd, ids, workdir / "spending.parquet", seed)

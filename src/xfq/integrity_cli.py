@@ -16,7 +16,7 @@ from rich.markup import escape
 from xfq.adapters.sql.audit import iter_entries
 from xfq.adapters.sql.fraud import SqlFraudStore
 from xfq.adapters.sql.ledger import stored_spec
-from xfq.adapters.sql.schema import create_engine, migrate, sqlite_url
+from xfq.adapters.sql.schema import create_engine, database_url, is_postgres, migrate
 from xfq.domain.audit import compare_digest, daily_digest, verify_chain
 from xfq.services.fraud import run_scan
 from xfq.spec import parse_campaign
@@ -27,7 +27,7 @@ fraud_app = typer.Typer(help="Cash-out fraud signals over the ledger's redemptio
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
-LedgerArg = Annotated[Path, typer.Argument(help="SQLite ledger file.")]
+LedgerArg = Annotated[str, typer.Argument(help="SQLite ledger file, or a postgresql:// URL.")]
 
 
 @audit_app.callback()
@@ -40,12 +40,13 @@ def _fraud() -> None:
     return None
 
 
-def _engine(ledger: Path, command: str, writes: bool = False) -> sa.Engine:
+def _engine(ledger: str, command: str, writes: bool = False) -> sa.Engine:
     """The ledger's engine; migrated only for a command that writes (verifying changes nothing)."""
-    if not ledger.is_file():
+    url = database_url(ledger)
+    if not is_postgres(url) and not Path(url.removeprefix("sqlite:///")).is_file():
         err.print(f"xfq {command}: no ledger file at {ledger}")
         raise typer.Exit(EXIT_USAGE)
-    engine = create_engine(sqlite_url(ledger))
+    engine = create_engine(url)
     if writes:
         migrate(engine)
     elif not sa.inspect(engine).has_table("audit_log"):

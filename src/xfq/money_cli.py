@@ -15,7 +15,7 @@ from rich.table import Table
 
 from xfq.adapters.sql.ledger import SqlLedger
 from xfq.adapters.sql.rollovers import SqlRolloverStore
-from xfq.adapters.sql.schema import sqlite_url
+from xfq.adapters.sql.schema import database_url, is_postgres
 from xfq.domain.campaign import Campaign
 from xfq.domain.money import format_yuan
 from xfq.domain.settlement import DaySettlement
@@ -25,7 +25,7 @@ from xfq.spec.convert import as_aware
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
-LedgerArg = Annotated[Path, typer.Argument(help="SQLite ledger file.")]
+LedgerArg = Annotated[str, typer.Argument(help="SQLite ledger file, or a postgresql:// URL.")]
 AtOption = Annotated[
     datetime | None,
     typer.Option(
@@ -37,11 +37,12 @@ AtOption = Annotated[
 
 
 @contextlib.contextmanager
-def _opened(path: Path, command: str) -> Iterator[tuple[SqlLedger, Campaign]]:
-    if not path.is_file():
+def _opened(path: str, command: str) -> Iterator[tuple[SqlLedger, Campaign]]:
+    url = database_url(path)
+    if not is_postgres(url) and not Path(url.removeprefix("sqlite:///")).is_file():
         errors.print(f"xfq {command}: no ledger file at {path}")
         raise typer.Exit(2)
-    ledger = SqlLedger(sqlite_url(path))
+    ledger = SqlLedger(url)
     try:
         spec_text = ledger.campaign_spec()
         if spec_text is None:
@@ -74,9 +75,15 @@ def expire_command(ledger: LedgerArg, at: AtOption = None) -> None:
         )
 
 
-def _refuse_while_served(ledger: Path) -> None:
+def _refuse_while_served(ledger: str) -> None:
     """A running server's claim engine would not see the new stock: let it roll over instead."""
-    lock = Path(f"{ledger}.engine.lock")  # as bootstrap names it
+    if is_postgres(database_url(ledger)):  # its engine's lock is the server's, not a file
+        errors.print(
+            "xfq rollover: on a PostgreSQL ledger a server rolls over by itself when due, or "
+            "use POST /v1/ops/rounds/ROUND/rollover"
+        )
+        raise typer.Exit(2)
+    lock = Path(f"{database_url(ledger).removeprefix('sqlite:///')}.engine.lock")  # as bootstrap
     if not lock.exists():
         return
     with lock.open("a") as handle:

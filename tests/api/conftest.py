@@ -1,4 +1,7 @@
-"""An xfq API on a real SQLite ledger in a temp dir, the reference campaign, a simulated clock."""
+"""An xfq API on a real SQLite ledger in a temp dir, the reference campaign, a simulated clock.
+
+A test module runs on both ledgers (SQLite and PostgreSQL) with `ON_BOTH_LEDGERS` in its marks.
+"""
 
 from __future__ import annotations
 
@@ -91,10 +94,22 @@ class Api:
         return code
 
 
+ON_BOTH_LEDGERS = pytest.mark.parametrize("ledger_url", ["sqlite", "postgresql"], indirect=True)
+
+
 @pytest.fixture
-def container(tmp_path: Path) -> Iterator[tuple[Container, SimulatedClock]]:
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new ledger: SQLite unless a module asks for both (`ON_BOTH_LEDGERS`)."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return f"sqlite:///{tmp_path / 'ledger.db'}"
+
+
+@pytest.fixture
+def container(ledger_url: str) -> Iterator[tuple[Container, SimulatedClock]]:
     clock = SimulatedClock(OPENING - timedelta(minutes=5))
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'ledger.db'}", spec_path=EXAMPLE)
+    settings = Settings(database_url=ledger_url, spec_path=EXAMPLE)
     built = build(settings, clock)
     yield built, clock
     built.close()

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import OPENING, Api
+from conftest import ON_BOTH_LEDGERS, OPENING, Api
 
 from xfq.api.auth.dev_issuer import DevIssuer
 from xfq.api.auth.tokens import Role
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, ON_BOTH_LEDGERS]
 RETAIL = "r6-retail-180-40"
 
 

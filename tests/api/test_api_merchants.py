@@ -6,11 +6,11 @@ import json
 from datetime import timedelta
 
 import pytest
-from conftest import OPENING, Api, Till
+from conftest import ON_BOTH_LEDGERS, OPENING, Api, Till
 
 from xfq.api.auth.merchant_signature import signed_headers
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, ON_BOTH_LEDGERS]
 RETAIL = "r6-retail-180-40"
 
 

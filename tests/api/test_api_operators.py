@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import EXAMPLE, OPENING, Api
+from conftest import EXAMPLE, ON_BOTH_LEDGERS, OPENING, Api
 
 from xfq.adapters.clock import SimulatedClock
 from xfq.api.auth.tokens import Role
 from xfq.bootstrap import Container, build
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, ON_BOTH_LEDGERS]
 
 
 async def test_a_broken_campaign_file_is_refused_with_its_line_and_nothing_changes(

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from servers.postgres_fixtures import LedgerDb
+
 XFQ = [sys.executable, "-m", "xfq"]
 
 
@@ -91,3 +93,36 @@ def test_spec_check_of_a_broken_file_names_the_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert f"{spec}:{line}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_demo_and_reconcile_on_a_postgresql_ledger(tmp_path: Path, postgres_url: str) -> None:
+    made = run(
+        "demo", "--direct", "--population", "1500", "--merchants", "10",
+        "--workdir", str(tmp_path), "--postgres", postgres_url,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert "NO" not in made.stdout.split("Invariants")[1]
+    answers = tmp_path / "issued-answers.txt"
+    clean = run("reconcile", "--postgres", postgres_url, "--answers", str(answers))
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    # The money and audit commands take the same URL.
+    settled = run("settle", postgres_url, "2022-03-07", "--out", str(tmp_path / "settle"))
+    assert settled.returncode == 0, settled.stdout + settled.stderr
+    assert (tmp_path / "settle" / "settlement-2022-03-07.csv").read_text().count("\n") > 2
+    verified = run("audit", "verify", postgres_url)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    victim = answers.read_text().split()[0]
+    db = LedgerDb("postgresql", postgres_url)
+    db.execute(
+        f"DELETE FROM voucher_events WHERE voucher_id = '{victim}';"
+        f"DELETE FROM redemptions WHERE voucher_id = '{victim}';"
+        f"DELETE FROM vouchers WHERE id = '{victim}'"
+    )
+    broken = run("reconcile", postgres_url, "--answers", str(answers))  # the URL as argument
+    assert broken.returncode == 1
+    assert "1 missing from the ledger" in broken.stdout
+
+    again = run("demo", "--direct", "--workdir", str(tmp_path), "--postgres", postgres_url)
+    assert again.returncode == 2 and "needs an empty ledger" in again.stderr
+    assert "Traceback" not in again.stderr

@@ -1,8 +1,8 @@
-"""Checkout, refunds and expiry through the services on a real SQLite ledger (reference round)."""
+"""Checkout, refunds and expiry through the services on a real ledger (reference round), SQLite
+and PostgreSQL."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from servers.postgres_fixtures import LedgerDb
 from xfq.adapters.clock import SimulatedClock
 from xfq.adapters.embedded.engine import EmbeddedClaimEngine
 from xfq.adapters.ids import RandomIds
@@ -45,7 +46,7 @@ class City:
     engine: EmbeddedClaimEngine
     clock: SimulatedClock
     ids: RandomIds
-    path: Path
+    db: LedgerDb
 
     def grab(self, person: str, type_id: str) -> Voucher:
         citizen = Citizen(person, Residency.PERMANENT, in_city=True)
@@ -83,15 +84,13 @@ class City:
         return found.state
 
     def rows(self, table: str) -> int:
-        with sqlite3.connect(self.path) as db:
-            return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        return int(self.db.scalar(f"SELECT count(*) FROM {table}"))
 
 
 @pytest.fixture
-def city(tmp_path: Path) -> Iterator[City]:
+def city(ledger_db: LedgerDb) -> Iterator[City]:
     campaign = load_campaign(EXAMPLE)
-    path = tmp_path / "ledger.db"
-    ledger = SqlLedger(f"sqlite:///{path}")
+    ledger = SqlLedger(ledger_db.url)
     ledger.install_campaign(campaign, EXAMPLE.read_text(), at(4))
     ledger.enroll_merchant("shop", "Shop", "retail", at(4))
     ledger.enroll_merchant("shop2", "Other shop", "retail", at(4))
@@ -99,7 +98,7 @@ def city(tmp_path: Path) -> Iterator[City]:
     ledger.enroll_merchant("pending", "Not yet approved", "retail", at(4), status="pending")
     clock = SimulatedClock(at(5, 10))
     engine = EmbeddedClaimEngine(campaign, ledger, RandomIds(), None)
-    yield City(campaign, ledger, engine, clock, RandomIds(), path)
+    yield City(campaign, ledger, engine, clock, RandomIds(), ledger_db)
     engine.close()
     ledger.close()
 

@@ -4,13 +4,13 @@ A child process runs the embedded engine and claims as fast as a small pace allo
 `issued` answer (fsynced) as soon as it arrives, the way a wallet app would show it to a person.
 The test kills the child with SIGKILL while claims are in flight, restarts the engine on the same
 ledger and checks the log against the ledger; then it does so again, and finally sells out.
+Both ledgers: a SQLite file and a PostgreSQL database.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import spec_text
+from servers.postgres_fixtures import LedgerDb
 from xfq.adapters.clock import SimulatedClock
 from xfq.adapters.embedded.engine import EmbeddedClaimEngine
 from xfq.adapters.ids import RandomIds
@@ -61,12 +62,12 @@ from xfq.domain.eligibility import Citizen, Residency
 from xfq.ports import ClaimAnswer, ClaimRequest
 from xfq.spec import load_campaign
 
-directory, run, people = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+directory, run, people, url = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 campaign = load_campaign(directory / "campaign.toml")
 rnd = campaign.rounds[0]
 now = rnd.opens_at + timedelta(seconds=1)
 types = [t.id for t in rnd.types]
-ledger = SqlLedger(f"sqlite:///{directory / 'ledger.db'}")
+ledger = SqlLedger(url)
 engine = EmbeddedClaimEngine(campaign, ledger, RandomIds(), directory / "ledger.db.lock")
 log = open(directory / "issued.log", "a", encoding="utf-8")
 log_lock = threading.Lock()
@@ -119,15 +120,14 @@ def read_log(path: Path) -> list[Logged]:
     return [Logged(*line.split(" ")) for line in lines]
 
 
-def ledger_rows(directory: Path) -> dict[str, tuple[str, str, str]]:
+def ledger_rows(db: LedgerDb) -> dict[str, tuple[str, str, str]]:
     """voucher id -> (person id, type id, claim key) of every voucher in the ledger."""
-    with sqlite3.connect(directory / "ledger.db") as db:
-        rows = db.execute("SELECT id, person_id, type_id, claim_key FROM vouchers").fetchall()
+    rows = db.rows("SELECT id, person_id, type_id, claim_key FROM vouchers")
     return {str(v): (str(p), str(t), str(k)) for v, p, t, k in rows}
 
 
-def open_engine(directory: Path) -> tuple[SqlLedger, EmbeddedClaimEngine]:
-    ledger = SqlLedger(f"sqlite:///{directory / 'ledger.db'}")
+def open_engine(directory: Path, db: LedgerDb) -> tuple[SqlLedger, EmbeddedClaimEngine]:
+    ledger = SqlLedger(db.url)
     engine = EmbeddedClaimEngine(CAMPAIGN, ledger, RandomIds(), directory / "ledger.db.lock")
     return ledger, engine
 
@@ -137,12 +137,12 @@ def claim(engine: EmbeddedClaimEngine, person_id: str, type_id: str, key: str) -
     return submit_claim(engine, SimulatedClock(DURING), request).result(ANSWER_TIMEOUT_S)
 
 
-def run_claimer_and_kill(directory: Path, run: int) -> None:
+def run_claimer_and_kill(directory: Path, db: LedgerDb, run: int) -> None:
     """Start the claimer, let it show some more answers, then SIGKILL it mid-grab."""
     log = directory / "issued.log"
     target = len(read_log(log)) + ANSWERS_BEFORE_KILL
     child = subprocess.Popen(
-        [sys.executable, "-c", CLAIMER, str(directory), str(run), str(PEOPLE)],
+        [sys.executable, "-c", CLAIMER, str(directory), str(run), str(PEOPLE), db.url],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -161,12 +161,12 @@ def run_claimer_and_kill(directory: Path, run: int) -> None:
     assert child.returncode == -signal.SIGKILL
 
 
-def check_after_restart(directory: Path) -> None:
+def check_after_restart(directory: Path, db: LedgerDb) -> None:
     """Every answer shown before the kill is in the ledger and answers a retry the same way."""
     logged = read_log(directory / "issued.log")
-    ledger, engine = open_engine(directory)
+    ledger, engine = open_engine(directory, db)
     try:
-        rows = ledger_rows(directory)
+        rows = ledger_rows(db)
         missing = [entry for entry in logged if entry.voucher_id not in rows]
         assert missing == [], f"answered `issued` but not in the ledger after kill -9: {missing}"
         for entry in logged:
@@ -178,14 +178,14 @@ def check_after_restart(directory: Path) -> None:
             assert retry.code is ClaimCode.ISSUED
             assert retry.voucher is not None
             assert retry.voucher.id == entry.voucher_id
-        assert ledger_rows(directory) == rows  # the retries changed nothing
+        assert ledger_rows(db) == rows  # the retries changed nothing
     finally:
         engine.close()
         ledger.close()
 
 
-def sell_out(directory: Path) -> None:
-    ledger, engine = open_engine(directory)
+def sell_out(directory: Path, db: LedgerDb) -> None:
+    ledger, engine = open_engine(directory, db)
     try:
         for n in range(PEOPLE):
             for type_id in COUNTS:
@@ -214,19 +214,19 @@ def limit_breaches(rows: dict[str, tuple[str, str, str]]) -> list[str]:
 
 
 def test_answers_survive_repeated_kill_9_and_the_grab_still_sells_out_exactly(
-    tmp_path: Path,
+    tmp_path: Path, ledger_db: LedgerDb
 ) -> None:
     (tmp_path / "campaign.toml").write_text(SPEC_TEXT, encoding="utf-8")
-    ledger = SqlLedger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger = SqlLedger(ledger_db.url)
     ledger.install_campaign(CAMPAIGN, SPEC_TEXT, R1.opens_at)
     ledger.close()
 
     for run in range(KILLS):
-        run_claimer_and_kill(tmp_path, run)
-        check_after_restart(tmp_path)
-    sell_out(tmp_path)
+        run_claimer_and_kill(tmp_path, ledger_db, run)
+        check_after_restart(tmp_path, ledger_db)
+    sell_out(tmp_path, ledger_db)
 
-    rows = ledger_rows(tmp_path)
+    rows = ledger_rows(ledger_db)
     assert Counter(type_id for _person, type_id, _key in rows.values()) == COUNTS
     assert limit_breaches(rows) == []
     logged = read_log(tmp_path / "issued.log")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from servers.postgres_fixtures import LedgerDb
 from xfq.adapters.embedded.engine import EmbeddedClaimEngine
 from xfq.adapters.ids import RandomIds
 from xfq.adapters.sql.ledger import SqlLedger
@@ -35,9 +36,9 @@ def submit(engine: EmbeddedClaimEngine, person: str, key: str) -> Future[ClaimAn
     return future
 
 
-def test_a_claim_the_ledger_refuses_uses_no_stock_and_can_be_retried(tmp_path: Path) -> None:
+def test_a_claim_the_ledger_refuses_uses_no_stock_and_can_be_retried(ledger_db: LedgerDb) -> None:
     campaign = load_campaign(EXAMPLE)
-    ledger = SqlLedger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger = SqlLedger(ledger_db.url)
     ledger.install_campaign(campaign, EXAMPLE.read_text(), campaign.round("r6").opens_at)
     engine = EmbeddedClaimEngine(campaign, ledger, RandomIds(), None)
     assert submit(engine, "alice", "k1").result(5).code is ClaimCode.ISSUED

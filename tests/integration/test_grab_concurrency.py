@@ -10,7 +10,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from typing import Protocol
 import pytest
 
 import spec_text
+from servers.postgres_fixtures import LedgerDb
 from xfq.adapters.clock import SimulatedClock
 from xfq.adapters.embedded.engine import EmbeddedClaimEngine
 from xfq.adapters.ids import RandomIds
@@ -69,23 +69,34 @@ class Grab:
     engine: EmbeddedClaimEngine
 
     @property
-    def ledger_path(self) -> Path:
-        return self.directory / "ledger.db"
+    def url(self) -> str:
+        return self.ledger.url
 
     @property
     def lock_path(self) -> Path:
         return self.directory / "ledger.db.lock"
 
 
-def open_grab(directory: Path) -> Grab:
-    ledger = SqlLedger(f"sqlite:///{directory / 'ledger.db'}")
+def open_grab(directory: Path, url: str | None = None) -> Grab:
+    ledger = SqlLedger(url or f"sqlite:///{directory / 'ledger.db'}")
     ledger.install_campaign(CAMPAIGN, SPEC_TEXT, R1.opens_at)
     engine = EmbeddedClaimEngine(CAMPAIGN, ledger, RandomIds(), directory / "ledger.db.lock")
     return Grab(directory, ledger, engine)
 
 
 @pytest.fixture
-def grab(tmp_path: Path) -> Iterator[Grab]:
+def grab(tmp_path: Path, ledger_db: LedgerDb) -> Iterator[Grab]:
+    """On either ledger, SQLite or PostgreSQL."""
+    opened = open_grab(tmp_path, ledger_db.url)
+    try:
+        yield opened
+    finally:
+        opened.engine.close()
+        opened.ledger.close()
+
+
+@pytest.fixture
+def sqlite_grab(tmp_path: Path) -> Iterator[Grab]:
     opened = open_grab(tmp_path)
     try:
         yield opened
@@ -100,20 +111,19 @@ def claim(grab: Grab, person_id: str, type_id: str, key: str) -> ClaimAnswer:
     return future.result(ANSWER_TIMEOUT_S)
 
 
-def stored(ledger_path: Path) -> list[tuple[str, str, str, str]]:
+def stored(url: str) -> list[tuple[str, str, str, str]]:
     """(voucher id, type id, person id, claim key) of every voucher the ledger holds."""
-    with sqlite3.connect(ledger_path) as db:
-        rows = db.execute("SELECT id, type_id, person_id, claim_key FROM vouchers").fetchall()
+    rows = LedgerDb("", url).rows("SELECT id, type_id, person_id, claim_key FROM vouchers")
     return [(str(a), str(b), str(c), str(d)) for a, b, c, d in rows]
 
 
-def held_by_type(ledger_path: Path) -> Counter[str]:
-    return Counter(type_id for _voucher_id, type_id, _person, _key in stored(ledger_path))
+def held_by_type(url: str) -> Counter[str]:
+    return Counter(type_id for _voucher_id, type_id, _person, _key in stored(url))
 
 
-def limit_breaches(ledger_path: Path) -> list[str]:
+def limit_breaches(url: str) -> list[str]:
     """Every way the ledger shows a person holding more than the campaign allows."""
-    rows = stored(ledger_path)
+    rows = stored(url)
     per_type = Counter((person, type_id) for _v, type_id, person, _k in rows)
     per_category = Counter(
         (person, CAMPAIGN.voucher_type(type_id)[1].category) for _v, type_id, person, _k in rows
@@ -139,9 +149,9 @@ def limit_breaches(ledger_path: Path) -> list[str]:
     )
 
 
-def oversold(ledger_path: Path) -> dict[str, int]:
+def oversold(url: str) -> dict[str, int]:
     """Types the ledger holds more vouchers of than their count: type id -> vouchers held."""
-    held = held_by_type(ledger_path)
+    held = held_by_type(url)
     return {t: n for t, n in held.items() if n > CAMPAIGN.voucher_type(t)[1].count}
 
 
@@ -175,12 +185,12 @@ def test_many_threads_never_oversell_a_small_stock(grab: Grab) -> None:
     assert len(issued) == count
     assert {a.code for a in answers} == {ClaimCode.ISSUED, ClaimCode.SOLD_OUT}
     assert grab.engine.remaining(SCARCE) == 0
-    in_ledger = {voucher_id: person for voucher_id, _t, person, _k in stored(grab.ledger_path)}
+    in_ledger = {voucher_id: person for voucher_id, _t, person, _k in stored(grab.url)}
     assert len(in_ledger) == count
     for answer in issued:
         assert answer.voucher is not None
         assert in_ledger.get(answer.voucher.id) == answer.voucher.person_id
-    assert oversold(grab.ledger_path) == {}
+    assert oversold(grab.url) == {}
 
 
 def test_many_threads_over_two_types_sell_out_each_exactly(grab: Grab) -> None:
@@ -197,7 +207,7 @@ def test_many_threads_over_two_types_sell_out_each_exactly(grab: Grab) -> None:
     answers = run_together(threads, job)
 
     assert Counter(a.voucher.type_id for a in answers if a.voucher is not None) == counts
-    assert held_by_type(grab.ledger_path) == counts
+    assert held_by_type(grab.url) == counts
 
 
 # --- (b) one person, many requests at once -------------------------------------------------
@@ -229,9 +239,9 @@ def test_one_person_flooding_claims_gets_no_more_than_the_limit(
     assert len(codes) == claims
     assert codes.count(ClaimCode.ISSUED) == allowed
     assert codes.count(ClaimCode.LIMIT_REACHED) == claims - allowed
-    mine = [row for row in stored(grab.ledger_path) if row[2] == "greedy"]
+    mine = [row for row in stored(grab.url) if row[2] == "greedy"]
     assert len(mine) == allowed
-    assert limit_breaches(grab.ledger_path) == []
+    assert limit_breaches(grab.url) == []
 
 
 # --- (c) several client processes against one engine ---------------------------------------
@@ -342,18 +352,24 @@ def test_client_processes_claiming_at_once_never_oversell_nor_breach_limits(
 
     assert [p.exitcode for p in processes] == [0] * clients
     assert len(desk.answers) == clients * claims * 2
-    assert oversold(grab.ledger_path) == {}
-    assert limit_breaches(grab.ledger_path) == []
-    # the scarce types are in demand from 80 people: each sells out exactly
-    held = held_by_type(grab.ledger_path)
-    assert held[SCARCE] == CAMPAIGN.voucher_type(SCARCE)[1].count
-    assert held[HOME] == CAMPAIGN.voucher_type(HOME)[1].count
+    assert oversold(grab.url) == {}
+    assert limit_breaches(grab.url) == []
     # every issued answer is a voucher in the ledger, with the person and key it was issued for
-    in_ledger = {row[0]: row for row in stored(grab.ledger_path)}
+    in_ledger = {row[0]: row for row in stored(grab.url)}
     for person, type_id, key, answer in desk.answers:
         if answer.voucher is not None:
             assert in_ledger[answer.voucher.id][1:] == (type_id, person, key)
     assert len(in_ledger) == len({a.voucher.id for *_, a in desk.answers if a.voucher})
+    # the ledger and the engine agree on what is left; latecomers then sell each scarce type
+    # out exactly (whether the 80 people did depends on the order their limits bound in)
+    held = held_by_type(grab.url)
+    for type_id in (SCARCE, HOME):
+        count = CAMPAIGN.voucher_type(type_id)[1].count
+        assert grab.engine.remaining(type_id) == count - held[type_id]
+        for n in range(grab.engine.remaining(type_id)):
+            assert claim(grab, f"late-{n}", type_id, "k").code is ClaimCode.ISSUED
+        assert claim(grab, "last", type_id, "k").code is ClaimCode.SOLD_OUT
+        assert held_by_type(grab.url)[type_id] == count
 
 
 # --- (d) one decider per ledger ------------------------------------------------------------
@@ -392,7 +408,8 @@ def open_engine_elsewhere(directory: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_second_process_cannot_run_an_engine_on_the_same_ledger(grab: Grab) -> None:
+def test_a_second_process_cannot_run_an_engine_on_the_same_ledger(sqlite_grab: Grab) -> None:
+    grab = sqlite_grab
     first = claim(grab, "p-1", SCARCE, "k-1")
 
     refused = open_engine_elsewhere(grab.directory)
@@ -406,7 +423,7 @@ def test_a_second_process_cannot_run_an_engine_on_the_same_ledger(grab: Grab) ->
     # the engine that holds the ledger goes on deciding, and alone
     assert claim(grab, "p-2", SCARCE, "k-1").code is ClaimCode.ISSUED
     assert grab.engine.remaining(SCARCE) == CAMPAIGN.voucher_type(SCARCE)[1].count - 2
-    assert len(stored(grab.ledger_path)) == 2
+    assert len(stored(grab.url)) == 2
     assert first.code is ClaimCode.ISSUED
 
 
@@ -438,4 +455,4 @@ def test_a_closed_engine_decides_no_more_so_its_successor_decides_alone(tmp_path
         old.ledger.close()
 
     assert last.code is ClaimCode.ISSUED
-    assert oversold(tmp_path / "ledger.db") == {}
+    assert oversold(f"sqlite:///{tmp_path / 'ledger.db'}") == {}

@@ -1,6 +1,7 @@
 """Random sequences of claims, redemptions, refunds, clock moves and expiry against a model.
 
-Hypothesis drives the real services over the embedded engine and a SQLite ledger. A small model
+Hypothesis drives the real services over the embedded engine and a SQLite ledger (and, in a
+shorter run, a PostgreSQL one). A small model
 of what a person and a merchant expect predicts every answer code; after every step the ledger
 itself is checked for the invariants of the design (the ledger balances, a voucher is redeemed
 at most once at a time, stock is never oversold).
@@ -8,14 +9,15 @@ at most once at a time, stock is never oversold).
 
 from __future__ import annotations
 
-import sqlite3
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -25,9 +27,12 @@ from hypothesis.stateful import (
     invariant,
     multiple,
     rule,
+    run_state_machine_as_test,
 )
 
 import spec_text
+from servers.postgres_fixtures import fresh_postgres_url
+from servers.postgres_server import PostgresServer
 from xfq.adapters.clock import SimulatedClock
 from xfq.adapters.embedded.engine import EmbeddedClaimEngine
 from xfq.adapters.ids import RandomIds
@@ -133,18 +138,19 @@ class VoucherLifecycle(RuleBasedStateMachine):
     issued = Bundle("issued")
     redemptions = Bundle("redemptions")
 
-    def __init__(self) -> None:
+    def __init__(self, new_ledger_url: Callable[[], str] | None = None) -> None:
         super().__init__()
         self._directory = tempfile.TemporaryDirectory(prefix="xfq-lifecycle-")
         path = Path(self._directory.name)
-        self.ledger = SqlLedger(f"sqlite:///{path / 'ledger.db'}")
+        url = new_ledger_url() if new_ledger_url else f"sqlite:///{path / 'ledger.db'}"
+        self.ledger = SqlLedger(url)
         self.ledger.install_campaign(CAMPAIGN, SPEC_TEXT, START)
         for m in MERCHANTS.values():
             status = "enrolled" if m.enrolled else "pending"
             self.ledger.enroll_merchant(m.id, m.id, m.category, START, status=status)
         self._lock_path = path / "ledger.db.lock"
         self.engine = EmbeddedClaimEngine(CAMPAIGN, self.ledger, RandomIds(), self._lock_path)
-        self.db = sqlite3.connect(path / "ledger.db")
+        self.db = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
         self.clock = SimulatedClock(START)
         self.ids = RandomIds()
         self.vouchers: dict[str, ModelVoucher] = {}
@@ -154,7 +160,7 @@ class VoucherLifecycle(RuleBasedStateMachine):
     def teardown(self) -> None:
         self.engine.close()
         self.ledger.close()
-        self.db.close()
+        self.db.dispose()
         self._directory.cleanup()
 
     def fresh(self, what: str) -> str:
@@ -449,7 +455,8 @@ class VoucherLifecycle(RuleBasedStateMachine):
     # --- invariants, read from the ledger --------------------------------------------------
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        return list(self.db.execute(sql).fetchall())
+        with self.db.connect() as c:
+            return [tuple(row) for row in c.exec_driver_sql(sql)]
 
     @invariant()
     def every_type_balances(self) -> None:
@@ -528,3 +535,19 @@ VoucherLifecycle.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestVoucherLifecycle = VoucherLifecycle.TestCase
+
+
+def test_voucher_lifecycle_on_a_postgresql_ledger(postgres_server: PostgresServer) -> None:
+    class OnPostgres(VoucherLifecycle):
+        def __init__(self) -> None:
+            super().__init__(lambda: fresh_postgres_url(postgres_server))
+
+    run_state_machine_as_test(
+        OnPostgres,
+        settings=settings(
+            max_examples=8,
+            stateful_step_count=30,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )

@@ -121,13 +121,13 @@ DEMO_PANEL = 50_000  # people in the demo's feed: a payment app's panel, not the
 
 
 def write_demo_feed(
-    ledger_path: Path, campaign: Campaign, rnd: Round, people: Sequence[str], path: Path, seed: int
+    ledger: Path | str, campaign: Campaign, rnd: Round, people: Sequence[str], path: Path, seed: int
 ) -> Path:
     """The demo's spending feed: winners and people who failed, 2 weeks each side of opening."""
     from xfq.reports.figures import local_offset_us
     from xfq.reports.ledger_db import connect
 
-    db = connect(str(ledger_path))
+    db = connect(str(ledger))
     try:
         redeemed = redemptions_by_winner(db, rnd.id, local_offset_us(campaign, rnd))
     finally:

@@ -65,12 +65,11 @@ class EmbeddedClaimEngine:
     def _rebuild(self) -> None:
         for type_id, extra in self._ledger.rolled_counts().items():
             self._remaining[type_id] += extra  # rolled over from an earlier round
-        reader = self._ledger.reader()
-        for voucher_id, type_id, person_id, claim_key, _state in self._ledger.issued_claims():
-            rnd, vtype = self._campaign.voucher_type(type_id)
-            self._count(rnd, vtype, person_id, +1)
-            answer = ClaimAnswer(ClaimCode.ISSUED, voucher=reader.voucher(voucher_id))
-            self._claims[(person_id, claim_key)] = _Claim(type_id, answer)
+        for voucher, claim_key in self._ledger.issued_vouchers():
+            rnd, vtype = self._campaign.voucher_type(voucher.type_id)
+            self._count(rnd, vtype, voucher.person_id, +1)
+            answer = ClaimAnswer(ClaimCode.ISSUED, voucher=voucher)
+            self._claims[(voucher.person_id, claim_key)] = _Claim(voucher.type_id, answer)
 
     def _count(self, rnd: Round, vtype: VoucherType, person_id: str, step: int) -> None:
         self._remaining[vtype.id] -= step

@@ -41,29 +41,34 @@ BulkInsert = Callable[[Any, str, list[dict[str, Any]]], None]
 
 
 class TxControl:
-    """Transaction statements that differ between drivers."""
+    """Transaction statements that differ between databases.
+
+    Both drivers run in autocommit mode (schema.py), so transactions are begun explicitly:
+    SQLite's IMMEDIATE takes the write lock before anything is read.
+    """
 
     def __init__(self, dialect_name: str) -> None:
-        self.sqlite = dialect_name == "sqlite"
+        self._begin = "BEGIN IMMEDIATE" if dialect_name == "sqlite" else "BEGIN"
 
     def begin(self, connection: Any) -> None:
-        if self.sqlite:  # psycopg begins implicitly
-            connection.cursor().execute("BEGIN IMMEDIATE")
+        connection.cursor().execute(self._begin)
 
     def commit(self, connection: Any) -> None:
-        if self.sqlite:
-            connection.cursor().execute("COMMIT")
-        else:
-            connection.commit()
+        connection.cursor().execute("COMMIT")
 
     def rollback(self, connection: Any) -> None:
         try:
-            if self.sqlite:
-                connection.cursor().execute("ROLLBACK")
-            else:
-                connection.rollback()
+            connection.cursor().execute("ROLLBACK")
         except Exception:  # the connection may already be gone; nothing else to undo
             log.exception("rollback failed")
+
+    @staticmethod
+    def discard(connection: Any) -> None:
+        """Drop a connection that failed a batch (a server restart breaks it for good)."""
+        try:
+            connection.invalidate()
+        except Exception:
+            log.exception("closing a failed ledger connection failed")
 
 
 Done = Callable[[bool, Any], None]  # (ok, result or exception)
@@ -130,12 +135,13 @@ class GroupCommitWriter:
             self._thread.join()
 
     def _run(self) -> None:
-        connection = self._connect()
+        connection: Any = None
         try:
             while (batch := self._next_batch()) is not None:
-                self._commit(connection, batch)
+                connection = self._commit(connection, batch)
         finally:
-            connection.close()
+            if connection is not None:
+                connection.close()
 
     def _next_batch(self) -> list[tuple[Unit | Rows, Done]] | None:
         while not self._pending:
@@ -152,8 +158,11 @@ class GroupCommitWriter:
             batch.append(item)
         return batch
 
-    def _commit(self, connection: Any, batch: list[tuple[Unit | Rows, Done]]) -> None:
+    def _commit(self, connection: Any, batch: list[tuple[Unit | Rows, Done]]) -> Any:
+        """Commit `batch` and answer each unit; the connection to use next (None: reconnect)."""
         try:
+            if connection is None:
+                connection = self._connect()
             outcomes = self._attempt(connection, batch, isolate=False)
             if outcomes is None:  # a unit raised: again, each unit on its own
                 self._control.rollback(connection)
@@ -161,7 +170,10 @@ class GroupCommitWriter:
                 assert outcomes is not None
         except Exception as error:
             log.exception("ledger batch of %d failed", len(batch))
-            self._control.rollback(connection)
+            if connection is not None:
+                self._control.rollback(connection)
+                self._control.discard(connection)
+                connection = None
             failure = StorageUnavailable(f"the ledger could not commit: {error}")
             outcomes = [(done, False, failure) for _, done in batch]
         for done, ok, value in outcomes:
@@ -169,6 +181,7 @@ class GroupCommitWriter:
                 done(ok, value)
             except Exception:  # a caller's callback must not stop the writer
                 log.exception("a ledger write callback failed")
+        return connection
 
     def _attempt(
         self, connection: Any, batch: list[tuple[Unit | Rows, Done]], isolate: bool

@@ -10,10 +10,26 @@ from alembic import command
 from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x7866_7101  # PostgreSQL advisory lock key held while migrating
 
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
+
+
+def database_url(value: str) -> str:
+    """A SQLAlchemy URL from what a user gives: a `postgresql://` URL (driven by psycopg 3),
+    a `sqlite:///` URL, or a path to a SQLite file."""
+    for prefix in ("postgresql://", "postgres://"):
+        if value.startswith(prefix):
+            return "postgresql+psycopg://" + value.removeprefix(prefix)
+    if value.startswith(("postgresql+", "sqlite:")):
+        return value
+    return sqlite_url(Path(value))
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql", "postgres:"))
 
 
 def create_engine(url: str) -> sa.Engine:
@@ -29,9 +45,23 @@ def create_engine(url: str) -> sa.Engine:
             connect_args={"check_same_thread": False},
         )
         sa.event.listen(engine, "connect", _sqlite_pragmas)
-        sa.event.listen(engine, "begin", _sqlite_begin)
+        sa.event.listen(engine, "begin", _explicit_begin)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    return _postgres_engine(database_url(url))
+
+
+def _postgres_engine(url: str) -> sa.Engine:
+    # As on SQLite: autocommit at the driver level and transactions begun explicitly, so that a
+    # reader's connection never sits idle inside a transaction between two requests.
+    engine = sa.create_engine(
+        url,
+        pool_size=16,
+        max_overflow=16,
+        pool_pre_ping=True,  # a connection from before a server restart is replaced, not used
+        connect_args={"autocommit": True, "options": "-c synchronous_commit=on"},
+    )
+    sa.event.listen(engine, "begin", _explicit_begin)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -53,10 +83,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_begin(connection: sa.Connection) -> None:
-    # Deferred: a read through SQLAlchemy must not take the write lock. The claim and checkout
-    # writes go through the group-commit writer, which begins IMMEDIATE itself.
-    connection.exec_driver_sql("BEGIN")
+def _explicit_begin(connection: sa.Connection) -> None:
+    # SQLite: deferred, so a read through SQLAlchemy does not take the write lock (the claim and
+    # checkout writes go through the group-commit writer, which begins IMMEDIATE itself).
+    # On the driver's cursor: a connection set to stream results would DECLARE a cursor for it.
+    connection.connection.cursor().execute("BEGIN")
 
 
 def alembic_config(connection: sa.Connection) -> Config:
@@ -69,4 +100,6 @@ def alembic_config(connection: sa.Connection) -> Config:
 def migrate(engine: sa.Engine) -> None:
     """Bring the ledger's schema to the latest revision (idempotent)."""
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # processes starting together migrate once
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         command.upgrade(alembic_config(connection), "head")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
+from xfq.adapters.sql.errors import translate
 from xfq.adapters.sql.statements import Statements
 from xfq.adapters.sql.times import from_us, to_us
 from xfq.domain.audit import AuditEntry
@@ -29,6 +30,10 @@ def _voucher(row: Row) -> Voucher:
         valid_from=from_us(v_from),
         valid_until=from_us(v_until),
     )
+
+
+# A Voucher from a row of `vouchers`, its columns in their declared order.
+voucher_of_row = _voucher
 
 
 def _redemption(row: Row) -> Redemption:
@@ -81,6 +86,14 @@ def issue_event_row(voucher: Voucher, claim_key: str, at_us: int | None = None) 
     }
 
 
+def _reraise(error: Exception) -> NoReturn:
+    """A database error as the domain's (conflict, unavailable); anything else as it is."""
+    mapped = translate(error)
+    if mapped is None:
+        raise error
+    raise mapped from error
+
+
 class SqlTx:
     """Implements `xfq.ports.LedgerTx`; the caller owns the transaction around it."""
 
@@ -92,12 +105,26 @@ class SqlTx:
         self._merchants: dict[str, Merchant | None] | None = {} if cache else None
 
     def _one(self, sql: str, params: dict[str, Any]) -> Row | None:
-        self._cursor.execute(sql, params)
-        row: Row | None = self._cursor.fetchone()
+        try:
+            self._cursor.execute(sql, params)
+            row: Row | None = self._cursor.fetchone()
+        except Exception as error:
+            _reraise(error)
         return row
 
+    def _all(self, sql: str, params: dict[str, Any]) -> list[Row]:
+        try:
+            self._cursor.execute(sql, params)
+            rows: list[Row] = self._cursor.fetchall()
+        except Exception as error:
+            _reraise(error)
+        return rows
+
     def _run(self, sql: str, params: dict[str, Any]) -> int:
-        self._cursor.execute(sql, params)
+        try:
+            self._cursor.execute(sql, params)
+        except Exception as error:
+            _reraise(error)
         count: int = self._cursor.rowcount
         return count
 
@@ -106,8 +133,7 @@ class SqlTx:
         return None if row is None else _voucher(row)
 
     def vouchers_of(self, person_id: str) -> list[Voucher]:
-        self._cursor.execute(self._s.vouchers_of, {"person_id": person_id})
-        return [_voucher(row) for row in self._cursor.fetchall()]
+        return [_voucher(row) for row in self._all(self._s.vouchers_of, {"person_id": person_id})]
 
     def merchant(self, merchant_id: str) -> Merchant | None:
         if self._merchants is not None and merchant_id in self._merchants:
