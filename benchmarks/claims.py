@@ -159,13 +159,16 @@ def embedded(
     return run
 
 
-def on_redis(type_id: str, mode: str, workers: int) -> Callable[[argparse.Namespace, Path], Load]:
+def on_redis(
+    type_id: str, mode: str, workers: int, window_ms: float = 0.0
+) -> Callable[[argparse.Namespace, Path], Load]:
     def run(args: argparse.Namespace, workdir: Path) -> Load:
         tokens = tokens_file(args.people if mode == "spread" else 1)
-        env = _xfq_env(per_person_limit=mode != "same")
+        env = _xfq_env(per_person_limit=mode != "same") | {"XFQ_REDIS_WINDOW_MS": str(window_ms)}
         with redis_server(workdir) as (_redis_port, url):
             with redis_xfq_server(workdir, env, url, workers) as (port, ledger):
-                name = f"redis-{workers}w-{type_id}-{mode}"
+                window = f"-window{window_ms:g}ms" if window_ms else ""
+                name = f"redis-{workers}w-{type_id}-{mode}{window}"
                 load = _claims(args, name, port, type_id, mode, tokens)
             # What the persisters had not moved when the server stopped is moved now, then
             # every check holds or the run fails: Redis against the ledger included.
@@ -258,6 +261,16 @@ BENCHES = [
         "redis",
         "Redis engine (appendfsync always), 2 granian workers, persisters into SQLite: issued",
         on_redis("plenty", "spread", 2),
+    ),
+    Bench(
+        "redis-window-1ms",
+        "as `redis`, each worker gathering claims for up to 1 ms before its Redis call",
+        on_redis("plenty", "spread", 2, window_ms=1.0),
+    ),
+    Bench(
+        "redis-window-3ms",
+        "as `redis`, gathering for up to 3 ms",
+        on_redis("plenty", "spread", 2, window_ms=3.0),
     ),
     Bench(
         "redis-sold-out",
