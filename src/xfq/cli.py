@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from xfq.domain.errors import SpecError, XfqError
+from xfq.lottery_cli import lottery_app
 from xfq.money_cli import expire_command, rollover_command, settle_command
 from xfq.spec import parse_campaign
 from xfq.spec.cli import spec_app
@@ -18,6 +19,7 @@ app = typer.Typer(
     help="xfq: consumption-voucher (消费券) campaigns end to end.", no_args_is_help=True
 )
 app.add_typer(spec_app, name="spec")
+app.add_typer(lottery_app, name="lottery")
 app.command("expire")(expire_command)
 app.command("rollover")(rollover_command)
 app.command("settle")(settle_command)

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 from xfq.domain.checkout import Merchant
 from xfq.domain.claim import ClaimCode
 from xfq.domain.eligibility import Citizen
+from xfq.domain.lottery import Registration
 from xfq.domain.redemption import Redemption, Refund
 from xfq.domain.rollover import RolloverMove
 from xfq.domain.settlement import DaySettlement, Settled, SettledRedemption, StatementLine
@@ -163,3 +164,50 @@ class RolloverStore(Protocol):
     def record(self, moves: list[RolloverMove], at: datetime) -> bool:
         """Record a round's moves at once; False if that round had rolled over already."""
         ...
+
+
+@dataclass(frozen=True)
+class LotteryState:
+    """What is recorded of a lottery round: its commitment, freezing and draw."""
+
+    round_id: str
+    seed_hex: str  # secret until the draw
+    seed_sha256: str
+    committed_at: datetime
+    frozen_at: datetime | None
+    registrations_sha256: str | None
+    drawn_at: datetime | None
+    draw_json: str | None
+    registrations: int
+
+
+class LotteryStore(Protocol):
+    def state(self, round_id: str) -> LotteryState | None: ...
+
+    def commit_seed(
+        self, round_id: str, seed_hex: str, seed_sha256: str, by: str, at: datetime
+    ) -> bool:
+        """Record the round's seed; False if it had one already (nothing written)."""
+        ...
+
+    def register(self, round_id: str, person_id: str, type_id: str, at: datetime) -> bool:
+        """False if this person had registered for this type already."""
+        ...
+
+    def registrations(self, round_id: str, person_id: str | None = None) -> list[Registration]: ...
+
+    def freeze(self, round_id: str, registrations_sha256: str, at: datetime) -> bool: ...
+
+    def record_draw(self, round_id: str, draw_json: str, at: datetime) -> bool: ...
+
+    def draws(self) -> dict[str, str]: ...
+
+    def claim_keys(self, round_id: str) -> set[tuple[str, str]]: ...
+
+
+class HouseholdStore(Protocol):
+    def households(self) -> dict[str, str]: ...
+
+    def members(self, head_id: str) -> list[str]: ...
+
+    def add_members(self, head_id: str, people: list[str], at: datetime) -> list[str]: ...

@@ -7,7 +7,17 @@ from typing import Any
 from fastapi import FastAPI
 
 from xfq import web
-from xfq.api import citizens, dev, merchants, openapi, operators, problems, settlements
+from xfq.api import (
+    citizens,
+    dev,
+    households,
+    lottery,
+    merchants,
+    openapi,
+    operators,
+    problems,
+    settlements,
+)
 from xfq.api.claiming import ClaimFront, ClaimStats
 from xfq.api.ratelimit import Buckets, RateLimiter
 from xfq.bootstrap import Container
@@ -30,6 +40,9 @@ def create_app(container: Container) -> Any:
     app.include_router(operators.router)
     app.include_router(settlements.ops_router)
     app.include_router(settlements.merchant_router)
+    app.include_router(lottery.router)  # fair issuance: lottery rounds, households
+    app.include_router(lottery.ops_router)
+    app.include_router(households.router)
     if container.dev_issuer is not None:
         app.include_router(dev.router)
     limiter = RateLimiter(

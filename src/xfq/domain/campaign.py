@@ -14,6 +14,7 @@ from xfq.domain.money import format_yuan_short
 
 class IssuanceMode(StrEnum):
     GRAB = "grab"  # first come, first served at the opening second
+    LOTTERY = "lottery"  # registration, then a verifiable draw (see domain/lottery.py)
 
 
 class ValidityKind(StrEnum):
@@ -91,6 +92,26 @@ class PersonLimits:
     per_type: int
     per_category: int | None
     per_round: int | None
+    per_household: int | None = None  # vouchers of the round across a declared household
+
+
+@dataclass(frozen=True)
+class LotteryRules:
+    """When citizens register and when the draw is, and caps on wins across lottery rounds.
+
+    A win is one voucher. `max_wins_per_week` counts this round's wins with those of the
+    campaign's other lottery rounds drawn in the same ISO week (campaign's zone);
+    `max_wins_per_campaign` counts every lottery round of the campaign.
+    """
+
+    registration_opens_at: datetime
+    registration_closes_at: datetime
+    draw_at: datetime
+    max_wins_per_week: int | None = None
+    max_wins_per_campaign: int | None = None
+
+    def registration_open(self, now: datetime) -> bool:
+        return self.registration_opens_at <= now < self.registration_closes_at
 
 
 @dataclass(frozen=True)
@@ -140,6 +161,7 @@ class Round:
     types: tuple[VoucherType, ...]
     stated_total: StatedTotal | None = None
     stated_by_category: dict[str, StatedTotal] = field(default_factory=dict)
+    lottery: LotteryRules | None = None  # set exactly when issuance is "lottery"
 
     @property
     def count(self) -> int:

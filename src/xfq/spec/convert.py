@@ -9,6 +9,7 @@ from xfq.domain.campaign import (
     Campaign,
     Category,
     CheckoutRules,
+    LotteryRules,
     PersonLimits,
     RefundPolicy,
     RolloverPolicy,
@@ -19,7 +20,14 @@ from xfq.domain.campaign import (
 )
 from xfq.domain.eligibility import Eligibility
 from xfq.domain.money import yuan_to_fen
-from xfq.spec.model import CampaignFile, LimitsFile, RoundFile, StatedFile, TypeFile
+from xfq.spec.model import (
+    CampaignFile,
+    LimitsFile,
+    LotteryFile,
+    RoundFile,
+    StatedFile,
+    TypeFile,
+)
 
 
 def as_aware(moment: datetime, tz: tzinfo) -> datetime:
@@ -80,6 +88,17 @@ def _round(rnd: RoundFile, tz: tzinfo) -> Round:
         types=tuple(_voucher_type(t, rnd) for t in rnd.types),
         stated_total=stated_total,
         stated_by_category={key: _stated(value) for key, value in rnd.stated.items()},
+        lottery=None if rnd.lottery is None else _lottery(rnd.lottery, tz),
+    )
+
+
+def _lottery(lottery: LotteryFile, tz: tzinfo) -> LotteryRules:
+    return LotteryRules(
+        registration_opens_at=as_aware(lottery.registration_opens_at, tz),
+        registration_closes_at=as_aware(lottery.registration_closes_at, tz),
+        draw_at=as_aware(lottery.draw_at, tz),
+        max_wins_per_week=lottery.max_wins_per_week,
+        max_wins_per_campaign=lottery.max_wins_per_campaign,
     )
 
 
@@ -88,6 +107,7 @@ def _limits(limits: LimitsFile) -> PersonLimits:
         per_type=limits.per_type,
         per_category=limits.per_category,
         per_round=limits.per_round,
+        per_household=limits.per_household,
     )
 
 

@@ -116,6 +116,15 @@ class LimitsFile(_Strict):
     per_type: PerPerson
     per_category: PerPerson | None = None
     per_round: PerPerson | None = None
+    per_household: PerPerson | None = None  # the round's vouchers across a declared household
+
+
+class LotteryFile(_Strict):
+    registration_opens_at: datetime
+    registration_closes_at: datetime
+    draw_at: datetime
+    max_wins_per_week: PerPerson | None = None
+    max_wins_per_campaign: PerPerson | None = None
 
 
 class EligibilityFile(_Strict):
@@ -150,6 +159,7 @@ class RoundFile(_Strict):
     voucher_count: Count | None = None
     limits: LimitsFile
     eligibility: EligibilityFile
+    lottery: LotteryFile | None = None  # required when issuance = "lottery"
     stated: dict[str, StatedFile] = Field(default_factory=dict, max_length=100)
     types: list[TypeFile] = Field(min_length=1, max_length=1_000)
 

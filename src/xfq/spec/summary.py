@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from xfq.domain.campaign import Campaign, PersonLimits, Round, VoucherType
+from xfq.domain.campaign import Campaign, LotteryRules, PersonLimits, Round, VoucherType
 from xfq.domain.money import format_yuan
 from xfq.spec.display import yuan_text
 
@@ -52,6 +52,8 @@ class RoundSummary:
     count: int
     value_fen: int
     stated: tuple[str, ...]  # which published totals were checked: "round", category ids
+    issuance: str = "grab"
+    lottery: LotteryRules | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ def _round(campaign: Campaign, rnd: Round) -> RoundSummary:
         count=rnd.count,
         value_fen=rnd.budget_fen,
         stated=stated + tuple(rnd.stated_by_category),
+        issuance=str(rnd.issuance),
+        lottery=rnd.lottery,
     )
 
 
@@ -167,7 +171,10 @@ def _round_json(rs: RoundSummary) -> dict[str, Any]:
             "per_type": limits.per_type,
             "per_category": limits.per_category,
             "per_round": limits.per_round,
+            "per_household": limits.per_household,
         },
+        "issuance": rs.issuance,
+        "lottery": _lottery_json(rs.lottery),
         "count": rs.count,
         **_money("value", rs.value_fen),
         "stated_totals_checked": list(rs.stated),
@@ -176,6 +183,18 @@ def _round_json(rs: RoundSummary) -> dict[str, Any]:
             for c in rs.categories
         ],
         "types": [_type_json(t) for t in rs.types],
+    }
+
+
+def _lottery_json(lottery: LotteryRules | None) -> dict[str, Any] | None:
+    if lottery is None:
+        return None
+    return {
+        "registration_opens_at": lottery.registration_opens_at.isoformat(),
+        "registration_closes_at": lottery.registration_closes_at.isoformat(),
+        "draw_at": lottery.draw_at.isoformat(),
+        "max_wins_per_week": lottery.max_wins_per_week,
+        "max_wins_per_campaign": lottery.max_wins_per_campaign,
     }
 
 

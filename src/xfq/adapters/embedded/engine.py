@@ -18,7 +18,7 @@ from typing import IO
 
 from xfq.adapters.sql.ledger import SqlLedger
 from xfq.adapters.sql.times import EPOCH
-from xfq.domain.campaign import Campaign, Round, VoucherType
+from xfq.domain.campaign import Campaign, IssuanceMode, Round, VoucherType
 from xfq.domain.claim import ISSUE, ClaimCode, PersonCounts, decide_claim
 from xfq.domain.errors import StorageUnavailable, UnknownObject, XfqError
 from xfq.domain.voucher import Voucher, VoucherState
@@ -58,6 +58,10 @@ class EmbeddedClaimEngine:
         self._of_category: dict[tuple[str, str, str], int] = {}
         self._of_round: dict[tuple[str, str], int] = {}
         self._claims: dict[tuple[str, str], _Claim] = {}
+        # Households: member -> head, and vouchers of a round held across a household.
+        self._household_of: dict[str, str] = {}
+        self._of_household: dict[tuple[str, str], int] = {}
+        self._grab_types = _grab_types(campaign)
         self._closed = False
         self._last_window: tuple[object, tuple[datetime, datetime]] = (None, (EPOCH, EPOCH))
         self._rebuild()
@@ -65,10 +69,12 @@ class EmbeddedClaimEngine:
     def _rebuild(self) -> None:
         for type_id, extra in self._ledger.rolled_counts().items():
             self._remaining[type_id] += extra  # rolled over from an earlier round
+        self._household_of = self._ledger.households()
         reader = self._ledger.reader()
         for voucher_id, type_id, person_id, claim_key, _state in self._ledger.issued_claims():
             rnd, vtype = self._campaign.voucher_type(type_id)
             self._count(rnd, vtype, person_id, +1)
+            self._count_household(rnd, person_id, +1)
             answer = ClaimAnswer(ClaimCode.ISSUED, voucher=reader.voucher(voucher_id))
             self._claims[(person_id, claim_key)] = _Claim(type_id, answer)
 
@@ -93,6 +99,44 @@ class EmbeddedClaimEngine:
             if same != known:
                 raise XfqError("a running engine can change claim windows, not voucher types")
             self._campaign = campaign
+            self._grab_types = _grab_types(campaign)
+
+    def join_household(self, head_id: str, members: list[str]) -> None:
+        """Count `members` (recorded in the ledger first) in `head_id`'s household from now on;
+        vouchers they already hold count towards its caps."""
+        with self._lock:
+            for member in members:
+                if self._household_of.get(member) == head_id:
+                    continue
+                assert member not in self._household_of, (member, head_id)
+                self._household_of[member] = head_id
+                for rnd in self._campaign.rounds:
+                    held = self._of_round.get((member, rnd.id), 0)
+                    if held and rnd.limits.per_household is not None:
+                        key = (head_id, rnd.id)
+                        self._of_household[key] = self._of_household.get(key, 0) + held
+
+    def household_held(self, head_id: str, round_id: str) -> int:
+        with self._lock:
+            return self._of_household.get((head_id, round_id), 0)
+
+    def note_issued(self, vouchers: list[tuple[Voucher, str]]) -> None:
+        """Count vouchers another path (a lottery draw) wrote to the ledger, with their keys."""
+        with self._lock:
+            for voucher, key in vouchers:
+                if (voucher.person_id, key) in self._claims:
+                    continue  # counted already (a draw resumed after a restart)
+                rnd, vtype = self._campaign.voucher_type(voucher.type_id)
+                self._count(rnd, vtype, voucher.person_id, +1)
+                self._count_household(rnd, voucher.person_id, +1)
+                answer = ClaimAnswer(ClaimCode.ISSUED, voucher=voucher)
+                self._claims[(voucher.person_id, key)] = _Claim(vtype.id, answer)
+
+    def _count_household(self, rnd: Round, person_id: str, step: int) -> None:
+        head = self._household_of.get(person_id)
+        if head is not None and rnd.limits.per_household is not None:
+            key = (head, rnd.id)
+            self._of_household[key] = self._of_household.get(key, 0) + step
 
     def add_stock(self, type_id: str, count: int) -> None:
         """More vouchers of a type, recorded in the ledger first (a rollover into its round)."""
@@ -106,13 +150,13 @@ class EmbeddedClaimEngine:
             return dict(self._remaining)
 
     def submit(self, request: ClaimRequest, now: datetime, reply: Reply) -> None:
-        try:
-            rnd, vtype = self._campaign.voucher_type(request.type_id)
-        except UnknownObject as error:
-            reply(ClaimAnswer(ClaimCode.UNKNOWN_TYPE, str(error)))
+        found = self._grab_types.get(request.type_id)
+        if found is None:
+            reply(self._not_grabbed(request.type_id))
             return
+        rnd, vtype, household_cap = found
         with self._lock:
-            admitted = self._admit(request, rnd, vtype, now, reply)
+            admitted = self._admit(request, rnd, vtype, household_cap, now, reply)
         if admitted is None:
             return  # the first claim of this key is in flight; `reply` is answered with it
         if not isinstance(admitted, _Claim):
@@ -128,8 +172,25 @@ class EmbeddedClaimEngine:
         except Exception as error:  # the writer refused it: the claim never happened
             self._undo(admitted, rnd, vtype, voucher, key, error)
 
+    def _not_grabbed(self, type_id: str) -> ClaimAnswer:
+        try:
+            rnd, vtype = self._campaign.voucher_type(type_id)
+        except UnknownObject as error:
+            return ClaimAnswer(ClaimCode.UNKNOWN_TYPE, str(error))
+        return ClaimAnswer(
+            ClaimCode.NOT_ELIGIBLE,
+            f"{vtype.label} of round {rnd.id} is given by {rnd.issuance}, not grabbed:"
+            " register for its draw instead",
+        )
+
     def _admit(
-        self, request: ClaimRequest, rnd: Round, vtype: VoucherType, now: datetime, reply: Reply
+        self,
+        request: ClaimRequest,
+        rnd: Round,
+        vtype: VoucherType,
+        household_cap: int | None,
+        now: datetime,
+        reply: Reply,
     ) -> ClaimAnswer | BaseException | _Claim | None:
         """Under the lock: an answer to give now, a new in-flight claim, or None (queued)."""
         if self._closed:  # a successor may hold the lock file and decide: this one must not
@@ -138,7 +199,7 @@ class EmbeddedClaimEngine:
         prior = self._claims.get((person, key))
         if prior is not None:
             return self._repeat(prior, request.type_id, reply)
-        answer = self._decide(request, rnd, vtype, now)
+        answer = self._decide(request, rnd, vtype, household_cap, now)
         if answer is not None:
             return answer
         claim = _Claim(
@@ -151,7 +212,12 @@ class EmbeddedClaimEngine:
         return claim
 
     def _decide(
-        self, request: ClaimRequest, rnd: Round, vtype: VoucherType, now: datetime
+        self,
+        request: ClaimRequest,
+        rnd: Round,
+        vtype: VoucherType,
+        household_cap: int | None,
+        now: datetime,
     ) -> ClaimAnswer | None:
         """The answer if it changes nothing; None after counting an issued claim."""
         person = request.citizen.person_id
@@ -164,7 +230,26 @@ class EmbeddedClaimEngine:
         decision = decide_claim(rnd, vtype, request.citizen, now, remaining, counts)
         if decision is not ISSUE:
             return ClaimAnswer(decision.code, decision.reason, None, remaining)
+        if household_cap is not None:  # only rounds with a household cap pay for it
+            full = self._household_full(rnd, person, household_cap, remaining)
+            if full is not None:
+                return full
         self._count(rnd, vtype, person, +1)
+        return None
+
+    def _household_full(
+        self, rnd: Round, person: str, cap: int, remaining: int
+    ) -> ClaimAnswer | None:
+        """Refuse past the household's cap; else count the claim for the household."""
+        head = self._household_of.get(person)
+        if head is None:
+            return None
+        key = (head, rnd.id)
+        held = self._of_household.get(key, 0)
+        if held >= cap:
+            reason = f"at most {cap} voucher(s) of round {rnd.id} per household"
+            return ClaimAnswer(ClaimCode.LIMIT_REACHED, reason, None, remaining)
+        self._of_household[key] = held + 1
         return None
 
     @staticmethod
@@ -246,6 +331,7 @@ class EmbeddedClaimEngine:
         failure = StorageUnavailable(f"claim not recorded: {error}")
         with self._lock:
             self._count(rnd, vtype, voucher.person_id, -1)
+            self._count_household(rnd, voucher.person_id, -1)
             del self._claims[(voucher.person_id, key)]
             replies = [r for r in (claim.first_reply, *claim.waiting) if r is not None]
             claim.first_reply, claim.waiting = None, []
@@ -258,6 +344,16 @@ class EmbeddedClaimEngine:
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
+
+
+def _grab_types(campaign: Campaign) -> dict[str, tuple[Round, VoucherType, int | None]]:
+    """Types a claim may take at the grab, with their round's household cap (None: none)."""
+    return {
+        t.id: (r, t, r.limits.per_household)
+        for r in campaign.rounds
+        if r.issuance is IssuanceMode.GRAB
+        for t in r.types
+    }
 
 
 def _take_lock(path: Path) -> IO[str]:

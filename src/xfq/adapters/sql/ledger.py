@@ -240,6 +240,12 @@ class SqlLedger:
         with self.engine.connect() as c:
             return {row[0]: int(row[1]) for row in c.execute(query) if row[1]}
 
+    def households(self) -> dict[str, str]:
+        """Member -> head of every declared household (for the engine's household caps)."""
+        h = tables.household_members
+        with self.engine.connect() as c:
+            return {row[0]: row[1] for row in c.execute(sa.select(h.c.person_id, h.c.head_id))}
+
     def issued_claims(self) -> Iterator[tuple[str, str, str, str, str]]:
         """(voucher id, type id, person id, claim key, state) of every voucher, for a restart."""
         v = tables.vouchers
