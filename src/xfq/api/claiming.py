@@ -42,7 +42,8 @@ class ClaimStats:
 
 
 def citizen_of(identity: Identity) -> Citizen:
-    return Citizen(identity.subject, identity.residency, identity.in_city)
+    """The claimant as the domain sees them; the token's `region` is their district."""
+    return Citizen(identity.subject, identity.residency, identity.in_city, identity.region)
 
 
 async def claim(

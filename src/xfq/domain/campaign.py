@@ -124,10 +124,13 @@ class VoucherType:
     count: int
     per_person: int
     channel: str
+    assisted: int = 0  # of `count`, reserved for staff claiming at service desks
+    districts: tuple[tuple[str, int], ...] = ()  # the rest split by district (domain/quota.py)
 
     def __post_init__(self) -> None:
         assert 0 < self.discount_fen < self.threshold_fen, self
         assert self.count > 0 and self.per_person > 0, self
+        assert 0 <= self.assisted + sum(n for _, n in self.districts) <= self.count, self
 
     @property
     def value_fen(self) -> int:

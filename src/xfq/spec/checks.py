@@ -123,6 +123,7 @@ def _round(loc: Loc, rnd: RoundFile, categories: set[str], tz: tzinfo) -> list[P
     problems += _issuance(loc, rnd, opens_at, closes_at, tz)
     for j, vtype in enumerate(rnd.types):
         problems += _voucher_type((*loc, "types", j), vtype, categories)
+        problems += _quotas((*loc, "types", j), vtype, rnd.issuance)
     return problems + _stated_round(loc, rnd) + _stated_categories(loc, rnd, categories)
 
 
@@ -232,6 +233,34 @@ def _voucher_type(loc: Loc, vtype: TypeFile, categories: set[str]) -> list[Probl
             )
         )
     return problems
+
+
+def _quotas(loc: Loc, vtype: TypeFile, issuance: IssuanceMode) -> list[Problem]:
+    """The assisted reserve and the district split must fit in the count, exactly for districts."""
+    assisted = vtype.assisted or 0
+    if issuance is IssuanceMode.LOTTERY and (assisted or vtype.districts):
+        key = "assisted" if assisted else "districts"
+        return [Problem((*loc, key), "a lottery round's types cannot have quotas (yet)")]
+    if assisted >= vtype.count:
+        return [
+            Problem(
+                (*loc, "assisted"),
+                f"reserves {assisted:,} of {vtype.count:,} vouchers for the assisted channel:"
+                " leave some for the app",
+            )
+        ]
+    if vtype.districts is None:
+        return []
+    split, rest = sum(vtype.districts.values()), vtype.count - assisted
+    if split == rest:
+        return []
+    return [
+        Problem(
+            (*loc, "districts"),
+            f"the districts add up to {split:,} vouchers, but the type has {rest:,} to split"
+            f" (count {vtype.count:,} less {assisted:,} assisted)",
+        )
+    ]
 
 
 def _unknown_category(loc: Loc, category: str, categories: set[str]) -> Problem:

@@ -125,4 +125,6 @@ def _voucher_type(vtype: TypeFile, rnd: RoundFile) -> VoucherType:
         count=vtype.count,
         per_person=vtype.per_person or rnd.limits.per_type,
         channel=vtype.channel,
+        assisted=vtype.assisted or 0,
+        districts=tuple(sorted((vtype.districts or {}).items())),
     )

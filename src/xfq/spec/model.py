@@ -145,6 +145,8 @@ class TypeFile(_Strict):
     count: Count
     per_person: PerPerson | None = None
     channel: Id = "app"
+    assisted: Count | None = None  # reserved for staff claiming at service desks
+    districts: dict[Id, Count] | None = Field(default=None, max_length=100)  # split of the rest
 
 
 class RoundFile(_Strict):

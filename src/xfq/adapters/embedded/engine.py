@@ -20,7 +20,9 @@ from xfq.adapters.sql.ledger import SqlLedger
 from xfq.adapters.sql.times import EPOCH
 from xfq.domain.campaign import Campaign, IssuanceMode, Round, VoucherType
 from xfq.domain.claim import ISSUE, ClaimCode, PersonCounts, decide_claim
+from xfq.domain.eligibility import Citizen
 from xfq.domain.errors import StorageUnavailable, UnknownObject, XfqError
+from xfq.domain.quota import assisted_pool, district_pool, pools_of, type_of_pool
 from xfq.domain.voucher import Voucher, VoucherState
 from xfq.ports import ClaimAnswer, ClaimRequest, IdSource, Reply
 
@@ -39,6 +41,16 @@ class _Claim:
     waiting: list[Reply] = field(default_factory=list)  # repeats that came while in flight
     voucher: Voucher | None = None
     remaining: int = 0
+    pool: str | None = None  # the quota it was taken from, when not the type's own stock
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """What a claim checks beyond a plain grab: a household cap, a quota pool."""
+
+    household_cap: int | None
+    districted: bool  # the type's app stock is split by district
+    pool: str | None = None  # a channel's reserve (the assisted channel)
 
 
 class EmbeddedClaimEngine:
@@ -52,7 +64,11 @@ class EmbeddedClaimEngine:
         self._ids = ids
         self._lock_file = _take_lock(lock_path) if lock_path is not None else None
         self._lock = threading.Lock()
-        self._remaining = {t.id: t.count for r in campaign.rounds for t in r.types}
+        # Stock by pool: a type's own id, plus its quota pools (domain/quota.py) if any.
+        self._remaining = {
+            pool: n for r in campaign.rounds for t in r.types for pool, n in pools_of(t).items()
+        }
+        self._pools = {t.id: list(pools_of(t)) for r in campaign.rounds for t in r.types}
         # Plain dicts read with .get: a Counter's missing key costs a Python-level call.
         self._of_type: dict[tuple[str, str], int] = {}
         self._of_category: dict[tuple[str, str, str], int] = {}
@@ -70,9 +86,13 @@ class EmbeddedClaimEngine:
         for type_id, extra in self._ledger.rolled_counts().items():
             self._remaining[type_id] += extra  # rolled over from an earlier round
         self._household_of = self._ledger.households()
+        pools = self._ledger.voucher_pools()
         reader = self._ledger.reader()
         for voucher_id, type_id, person_id, claim_key, _state in self._ledger.issued_claims():
             rnd, vtype = self._campaign.voucher_type(type_id)
+            pool = pools.get(voucher_id)
+            if pool is not None:
+                self._move(type_id, pool, +1)
             self._count(rnd, vtype, person_id, +1)
             self._count_household(rnd, person_id, +1)
             answer = ClaimAnswer(ClaimCode.ISSUED, voucher=reader.voucher(voucher_id))
@@ -88,8 +108,21 @@ class EmbeddedClaimEngine:
         assert self._remaining[vtype.id] >= 0, f"oversold {vtype.id}"
 
     def remaining(self, type_id: str) -> int:
+        """What is left of a type, over all its pools."""
         with self._lock:
-            return self._remaining[type_id]
+            return sum(self._remaining[pool] for pool in self._pools[type_id])
+
+    def pool_stock(self) -> dict[str, int]:
+        """What is left in each pool: `type`, `type#assisted`, `type@district`."""
+        with self._lock:
+            return dict(self._remaining)
+
+    def _move(self, type_id: str, pool: str, step: int) -> None:
+        """Take `step` from `pool` instead of the type's own stock (`_count` takes from that)."""
+        if pool != type_id:
+            self._remaining[type_id] += step
+            self._remaining[pool] -= step
+            assert self._remaining[pool] >= 0, f"oversold {pool}"
 
     def replace_campaign(self, campaign: Campaign) -> None:
         """Decide from now on by `campaign`: the same voucher types, other claim windows."""
@@ -146,29 +179,59 @@ class EmbeddedClaimEngine:
 
     def stock(self) -> dict[str, int]:
         """Remaining count of every voucher type, as one consistent snapshot."""
+        totals: dict[str, int] = {}
         with self._lock:
-            return dict(self._remaining)
+            for pool, n in self._remaining.items():
+                type_id = type_of_pool(pool)
+                totals[type_id] = totals.get(type_id, 0) + n
+        return totals
 
     def submit(self, request: ClaimRequest, now: datetime, reply: Reply) -> None:
         found = self._grab_types.get(request.type_id)
         if found is None:
             reply(self._not_grabbed(request.type_id))
             return
-        rnd, vtype, household_cap = found
+        rnd, vtype, rules = found
         with self._lock:
-            admitted = self._admit(request, rnd, vtype, household_cap, now, reply)
+            admitted = self._admit(request, rnd, vtype, rules, now, reply)
         if admitted is None:
             return  # the first claim of this key is in flight; `reply` is answered with it
         if not isinstance(admitted, _Claim):
             reply(admitted)
             return
-        voucher, key = admitted.voucher, request.idempotency_key
+        self._record(admitted, rnd, vtype, request.idempotency_key)
+
+    def submit_assisted(self, request: ClaimRequest, now: datetime, reply: Reply) -> None:
+        """A claim by staff at a service desk for `request.citizen`, from the type's reserve."""
+        found = self._grab_types.get(request.type_id)
+        if found is None:
+            reply(self._not_grabbed(request.type_id))
+            return
+        rnd, vtype, rules = found
+        if not vtype.assisted:
+            reason = f"{vtype.label} has no reserve for the assisted channel"
+            reply(ClaimAnswer(ClaimCode.NOT_ELIGIBLE, reason))
+            return
+        cap = None if rules is None else rules.household_cap
+        assisted = _Rules(cap, districted=False, pool=assisted_pool(vtype.id))
+        with self._lock:
+            admitted = self._admit(request, rnd, vtype, assisted, now, reply)
+        if admitted is None:
+            return
+        if not isinstance(admitted, _Claim):
+            reply(admitted)
+            return
+        self._record(admitted, rnd, vtype, request.idempotency_key)
+
+    def _record(self, admitted: _Claim, rnd: Round, vtype: VoucherType, key: str) -> None:
+        """Hand an admitted claim to the ledger's writer; it is answered after the commit."""
+        voucher = admitted.voucher
         assert voucher is not None
         done = functools.partial(
             self._settle, admitted, rnd, vtype, voucher, key, admitted.remaining
         )
         try:
-            self._ledger.append_voucher(voucher, key, done)
+            self._ledger.append_voucher(voucher, key, done, admitted.pool)
         except Exception as error:  # the writer refused it: the claim never happened
             self._undo(admitted, rnd, vtype, voucher, key, error)
 
@@ -188,7 +251,7 @@ class EmbeddedClaimEngine:
         request: ClaimRequest,
         rnd: Round,
         vtype: VoucherType,
-        household_cap: int | None,
+        rules: _Rules | None,
         now: datetime,
         reply: Reply,
     ) -> ClaimAnswer | BaseException | _Claim | None:
@@ -199,7 +262,9 @@ class EmbeddedClaimEngine:
         prior = self._claims.get((person, key))
         if prior is not None:
             return self._repeat(prior, request.type_id, reply)
-        answer = self._decide(request, rnd, vtype, household_cap, now)
+        if rules is not None:  # only rounds and types with more rules pay for them
+            return self._admit_with_rules(request, rnd, vtype, rules, now, reply)
+        answer = self._decide(request, rnd, vtype, now)
         if answer is not None:
             return answer
         claim = _Claim(
@@ -212,12 +277,7 @@ class EmbeddedClaimEngine:
         return claim
 
     def _decide(
-        self,
-        request: ClaimRequest,
-        rnd: Round,
-        vtype: VoucherType,
-        household_cap: int | None,
-        now: datetime,
+        self, request: ClaimRequest, rnd: Round, vtype: VoucherType, now: datetime
     ) -> ClaimAnswer | None:
         """The answer if it changes nothing; None after counting an issued claim."""
         person = request.citizen.person_id
@@ -230,12 +290,61 @@ class EmbeddedClaimEngine:
         decision = decide_claim(rnd, vtype, request.citizen, now, remaining, counts)
         if decision is not ISSUE:
             return ClaimAnswer(decision.code, decision.reason, None, remaining)
-        if household_cap is not None:  # only rounds with a household cap pay for it
-            full = self._household_full(rnd, person, household_cap, remaining)
-            if full is not None:
-                return full
         self._count(rnd, vtype, person, +1)
         return None
+
+    def _admit_with_rules(
+        self,
+        request: ClaimRequest,
+        rnd: Round,
+        vtype: VoucherType,
+        rules: _Rules,
+        now: datetime,
+        reply: Reply,
+    ) -> ClaimAnswer | _Claim:
+        """`_admit` for a claim from a quota pool or under a household cap."""
+        pool = self._pool_for(request.citizen, vtype, rules)
+        if isinstance(pool, ClaimAnswer):
+            return pool
+        person = request.citizen.person_id
+        counts = PersonCounts(
+            self._of_type.get((person, vtype.id), 0),
+            self._of_category.get((person, rnd.id, vtype.category), 0),
+            self._of_round.get((person, rnd.id), 0),
+        )
+        remaining = self._remaining[pool]
+        decision = decide_claim(rnd, vtype, request.citizen, now, remaining, counts)
+        if decision is not ISSUE:
+            return ClaimAnswer(decision.code, decision.reason, None, remaining)
+        if rules.household_cap is not None:
+            full = self._household_full(rnd, person, rules.household_cap, remaining)
+            if full is not None:
+                return full
+        self._move(vtype.id, pool, +1)
+        self._count(rnd, vtype, person, +1)
+        claim = _Claim(
+            vtype.id,
+            first_reply=reply,
+            voucher=self._new_voucher(rnd, vtype, person, now),
+            remaining=self._remaining[pool],
+            pool=None if pool == vtype.id else pool,
+        )
+        self._claims[(person, request.idempotency_key)] = claim
+        return claim
+
+    def _pool_for(self, citizen: Citizen, vtype: VoucherType, rules: _Rules) -> str | ClaimAnswer:
+        if rules.pool is not None:
+            return rules.pool
+        if not rules.districted:
+            return vtype.id
+        if citizen.district is None:
+            reason = f"{vtype.label} is shared out by district; no district is known for you"
+            return ClaimAnswer(ClaimCode.NOT_ELIGIBLE, reason)
+        pool = district_pool(vtype.id, citizen.district)
+        if pool not in self._remaining:
+            reason = f"{vtype.label} has no quota for district {citizen.district!r}"
+            return ClaimAnswer(ClaimCode.NOT_ELIGIBLE, reason)
+        return pool
 
     def _household_full(
         self, rnd: Round, person: str, cap: int, remaining: int
@@ -331,6 +440,8 @@ class EmbeddedClaimEngine:
         failure = StorageUnavailable(f"claim not recorded: {error}")
         with self._lock:
             self._count(rnd, vtype, voucher.person_id, -1)
+            if claim.pool is not None:
+                self._move(vtype.id, claim.pool, -1)
             self._count_household(rnd, voucher.person_id, -1)
             del self._claims[(voucher.person_id, key)]
             replies = [r for r in (claim.first_reply, *claim.waiting) if r is not None]
@@ -346,14 +457,19 @@ class EmbeddedClaimEngine:
             self._lock_file = None
 
 
-def _grab_types(campaign: Campaign) -> dict[str, tuple[Round, VoucherType, int | None]]:
-    """Types a claim may take at the grab, with their round's household cap (None: none)."""
+def _grab_types(campaign: Campaign) -> dict[str, tuple[Round, VoucherType, _Rules | None]]:
+    """Types a claim may take at the grab, with their further rules (None: a plain grab)."""
     return {
-        t.id: (r, t, r.limits.per_household)
+        t.id: (r, t, _rules(r, t))
         for r in campaign.rounds
         if r.issuance is IssuanceMode.GRAB
         for t in r.types
     }
+
+
+def _rules(rnd: Round, vtype: VoucherType) -> _Rules | None:
+    cap, districted = rnd.limits.per_household, bool(vtype.districts)
+    return None if cap is None and not districted else _Rules(cap, districted)
 
 
 def _take_lock(path: Path) -> IO[str]:

@@ -223,3 +223,12 @@ household_members = sa.Table(
     sa.Column("declared_at_us", sa.BigInteger, nullable=False),
     sa.Index("ix_household_members_head", "head_id"),
 )
+
+# The quota pool (assisted reserve, a district's share) a voucher was taken from; written with
+# the voucher in the same commit. Vouchers from a type's own stock have no row.
+voucher_pools = sa.Table(
+    "voucher_pools",
+    metadata,
+    sa.Column("voucher_id", sa.String(32), primary_key=True),
+    sa.Column("pool", sa.String(160), nullable=False),
+)

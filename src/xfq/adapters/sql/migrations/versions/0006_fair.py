@@ -1,4 +1,4 @@
-"""lottery rounds and registrations, household members
+"""lottery rounds and registrations, household members, quota pools of vouchers
 
 Revision ID: 0006_fair
 Revises: 0005_money
@@ -46,9 +46,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("person_id"),
     )
     op.create_index("ix_household_members_head", "household_members", ["head_id"])
+    op.create_table(
+        "voucher_pools",
+        sa.Column("voucher_id", sa.String(length=32), nullable=False),
+        sa.Column("pool", sa.String(length=160), nullable=False),
+        sa.PrimaryKeyConstraint("voucher_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("voucher_pools")
     op.drop_index("ix_household_members_head", table_name="household_members")
     op.drop_table("household_members")
     op.drop_table("lottery_registrations")
