@@ -114,3 +114,46 @@ def test_spec_check_shows_the_lottery_and_the_household_cap(tmp_path: Path) -> N
     assert rnd["issuance"] == "lottery"
     assert rnd["lottery"]["draw_at"] == "2022-03-05T10:00:00+08:00"
     assert rnd["limits"]["per_household"] == 4
+
+
+def quota_file(quotas: str, count: int = 100) -> str:
+    return (
+        spec_text.campaign("fair", "Fair issuance")
+        + spec_text.round_()
+        + spec_text.voucher_type("r1-retail-30-6", 30, 6, count)
+        + quotas
+    )
+
+
+def test_quotas_are_read_and_shown(tmp_path: Path) -> None:
+    text = quota_file("assisted = 20\ndistricts = { west = 50, east = 30 }\n")
+    vtype = parse_campaign(text, SOURCE).voucher_type("r1-retail-30-6")[1]
+    assert vtype.assisted == 20 and vtype.districts == (("east", 30), ("west", 50))
+    path = tmp_path / "quotas.toml"
+    path.write_text(text, "utf-8")
+    assert (
+        "quota            r1-retail-30-6: 20 assisted, 30 east, 50 west" in run_check(path).stdout
+    )
+
+
+def test_districts_that_do_not_add_up_name_their_line() -> None:
+    text = quota_file("assisted = 20\ndistricts = { west = 50, east = 20 }\n")
+    [problem] = problems_of(text)
+    assert problem.startswith(
+        f"{SOURCE}:{line_of(text, 'districts =')}: rounds[0].types[0].districts"
+    )
+    assert "add up to 70 vouchers, but the type has 80 to split" in problem
+
+
+def test_an_assisted_reserve_of_the_whole_count_is_refused() -> None:
+    text = quota_file("assisted = 100\n")
+    [problem] = problems_of(text)
+    assert problem.startswith(
+        f"{SOURCE}:{line_of(text, 'assisted =')}: rounds[0].types[0].assisted"
+    )
+
+
+def test_quotas_on_a_lottery_round_are_refused() -> None:
+    text = lottery_file() + "assisted = 10\n"
+    [problem] = problems_of(text)
+    assert "cannot have quotas" in problem

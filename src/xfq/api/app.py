@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from xfq import web
 from xfq.api import (
     citizens,
+    desk,
     dev,
     households,
     lottery,
@@ -43,6 +44,7 @@ def create_app(container: Container) -> Any:
     app.include_router(lottery.router)  # fair issuance: lottery rounds, households
     app.include_router(lottery.ops_router)
     app.include_router(households.router)
+    app.include_router(desk.router)  # the assisted channel's reserve, paper vouchers
     if container.dev_issuer is not None:
         app.include_router(dev.router)
     limiter = RateLimiter(

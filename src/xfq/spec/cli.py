@@ -98,6 +98,11 @@ def _round_header(rnd: RoundSummary) -> Text:
 def _issuance_lines(rnd: RoundSummary) -> str:
     household = rnd.limits.per_household
     lines = "" if household is None else f"\n  per household    {household} per round"
+    for t in rnd.types:
+        if t.assisted or t.districts:
+            shares = [f"{t.assisted:,} assisted"] if t.assisted else []
+            shares += [f"{n:,} {district}" for district, n in t.districts]
+            lines += f"\n  quota            {t.type_id}: " + ", ".join(shares)
     lottery = rnd.lottery
     if lottery is None:
         return lines + f"\n  issuance         {rnd.issuance}"

@@ -27,6 +27,8 @@ class TypeLine:
     discount_fen: int
     count: int
     value_fen: int
+    assisted: int = 0
+    districts: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,8 @@ def _type_line(vtype: VoucherType) -> TypeLine:
         discount_fen=vtype.discount_fen,
         count=vtype.count,
         value_fen=vtype.value_fen,
+        assisted=vtype.assisted,
+        districts=vtype.districts,
     )
 
 
@@ -200,6 +204,8 @@ def _lottery_json(lottery: LotteryRules | None) -> dict[str, Any] | None:
 
 def _type_json(line: TypeLine) -> dict[str, Any]:
     return {
+        "assisted": line.assisted,
+        "districts": dict(line.districts),
         "id": line.type_id,
         "category": line.category,
         "label": line.label,
