@@ -20,6 +20,7 @@ from xfq.config import Settings
 from xfq.domain.campaign import Campaign
 from xfq.domain.errors import XfqError
 from xfq.ports import Clock
+from xfq.services.waiting_room import WaitingRooms
 from xfq.spec import parse_campaign
 
 
@@ -44,6 +45,7 @@ class Container:
     lock_path: Path | None
     campaign: Campaign | None = None
     engine: EmbeddedClaimEngine | None = None
+    waiting: WaitingRooms | None = None  # None when no round has a waiting room
     _swap: threading.Lock = field(default_factory=threading.Lock)
 
     def running(self) -> tuple[Campaign, EmbeddedClaimEngine]:
@@ -68,6 +70,8 @@ class Container:
                 self.engine.close()
             self.engine = EmbeddedClaimEngine(campaign, self.ledger, self.ids, self.lock_path)
             self.campaign = campaign
+            rooms = WaitingRooms(campaign, self.till_key, self.ids)
+            self.waiting = rooms if rooms.round_of_type else None
         return campaign
 
     def move_window(self, round_id: str, action: str, operator: str) -> Campaign:

@@ -157,3 +157,25 @@ def test_quotas_on_a_lottery_round_are_refused() -> None:
     text = lottery_file() + "assisted = 10\n"
     [problem] = problems_of(text)
     assert "cannot have quotas" in problem
+
+
+ROOM = "\n[rounds.waiting_room]\nopens_before_minutes = 10\nadmit_per_second = 500\n"
+
+
+def test_a_waiting_room_is_read_and_shown(tmp_path: Path) -> None:
+    text = spec_text.campaign("fair", "Fair") + spec_text.round_(extra=ROOM) + TYPE
+    room = parse_campaign(text, SOURCE).round("r1").waiting_room
+    assert room is not None and room.admit_per_second == 500
+    assert room.token_ttl.total_seconds() == 60
+    path = tmp_path / "room.toml"
+    path.write_text(text, "utf-8")
+    assert "waiting room     opens 10 min before; random order at the opening second" in (
+        run_check(path).stdout
+    )
+
+
+def test_a_waiting_room_on_a_lottery_round_is_refused() -> None:
+    text = lottery_file(spec_text.lottery() + ROOM)
+    [problem] = problems_of(text)
+    assert problem.startswith(f"{SOURCE}:{line_of(text, '[rounds.waiting_room]')}:")
+    assert 'applies only when issuance = "grab"' in problem

@@ -18,6 +18,7 @@ from xfq.api import (
     operators,
     problems,
     settlements,
+    waiting_room,
 )
 from xfq.api.claiming import ClaimFront, ClaimStats
 from xfq.api.ratelimit import Buckets, RateLimiter
@@ -45,6 +46,7 @@ def create_app(container: Container) -> Any:
     app.include_router(lottery.ops_router)
     app.include_router(households.router)
     app.include_router(desk.router)  # the assisted channel's reserve, paper vouchers
+    app.include_router(waiting_room.router)
     if container.dev_issuer is not None:
         app.include_router(dev.router)
     limiter = RateLimiter(

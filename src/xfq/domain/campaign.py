@@ -10,6 +10,7 @@ from functools import cached_property
 from xfq.domain.eligibility import Eligibility
 from xfq.domain.errors import UnknownObject
 from xfq.domain.money import format_yuan_short
+from xfq.domain.waiting_room import WaitingRoomRules
 
 
 class IssuanceMode(StrEnum):
@@ -165,6 +166,7 @@ class Round:
     stated_total: StatedTotal | None = None
     stated_by_category: dict[str, StatedTotal] = field(default_factory=dict)
     lottery: LotteryRules | None = None  # set exactly when issuance is "lottery"
+    waiting_room: WaitingRoomRules | None = None  # optional, grab rounds only
 
     @property
     def count(self) -> int:

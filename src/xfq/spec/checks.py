@@ -130,6 +130,8 @@ def _round(loc: Loc, rnd: RoundFile, categories: set[str], tz: tzinfo) -> list[P
 def _issuance(
     loc: Loc, rnd: RoundFile, opens_at: datetime, closes_at: datetime, tz: tzinfo
 ) -> list[Problem]:
+    if rnd.issuance is not IssuanceMode.GRAB and rnd.waiting_room is not None:
+        return [Problem((*loc, "waiting_room"), 'applies only when issuance = "grab"')]
     if rnd.issuance is not IssuanceMode.LOTTERY:
         if rnd.lottery is None:
             return []

@@ -103,6 +103,13 @@ def _issuance_lines(rnd: RoundSummary) -> str:
             shares = [f"{t.assisted:,} assisted"] if t.assisted else []
             shares += [f"{n:,} {district}" for district, n in t.districts]
             lines += f"\n  quota            {t.type_id}: " + ", ".join(shares)
+    room = rnd.waiting_room
+    if room is not None:
+        lines += (
+            f"\n  waiting room     opens {int(room.opens_before.total_seconds()) // 60} min before;"
+            f" random order at the opening second, then first come; admits"
+            f" {room.admit_per_second:,}/s; tokens live {int(room.token_ttl.total_seconds())} s"
+        )
     lottery = rnd.lottery
     if lottery is None:
         return lines + f"\n  issuance         {rnd.issuance}"

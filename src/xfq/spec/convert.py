@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from xfq.domain.campaign import (
@@ -20,6 +20,7 @@ from xfq.domain.campaign import (
 )
 from xfq.domain.eligibility import Eligibility
 from xfq.domain.money import yuan_to_fen
+from xfq.domain.waiting_room import WaitingRoomRules
 from xfq.spec.model import (
     CampaignFile,
     LimitsFile,
@@ -27,6 +28,7 @@ from xfq.spec.model import (
     RoundFile,
     StatedFile,
     TypeFile,
+    WaitingRoomFile,
 )
 
 
@@ -89,6 +91,15 @@ def _round(rnd: RoundFile, tz: tzinfo) -> Round:
         stated_total=stated_total,
         stated_by_category={key: _stated(value) for key, value in rnd.stated.items()},
         lottery=None if rnd.lottery is None else _lottery(rnd.lottery, tz),
+        waiting_room=None if rnd.waiting_room is None else _waiting_room(rnd.waiting_room),
+    )
+
+
+def _waiting_room(room: WaitingRoomFile) -> WaitingRoomRules:
+    return WaitingRoomRules(
+        opens_before=timedelta(minutes=room.opens_before_minutes),
+        admit_per_second=room.admit_per_second,
+        token_ttl=timedelta(seconds=room.token_ttl_seconds),
     )
 
 

@@ -119,6 +119,12 @@ class LimitsFile(_Strict):
     per_household: PerPerson | None = None  # the round's vouchers across a declared household
 
 
+class WaitingRoomFile(_Strict):
+    opens_before_minutes: Annotated[int, Field(ge=1, le=240)]
+    admit_per_second: Annotated[int, Field(ge=1, le=1_000_000)]
+    token_ttl_seconds: Annotated[int, Field(ge=5, le=3_600)] = 60
+
+
 class LotteryFile(_Strict):
     registration_opens_at: datetime
     registration_closes_at: datetime
@@ -162,6 +168,7 @@ class RoundFile(_Strict):
     limits: LimitsFile
     eligibility: EligibilityFile
     lottery: LotteryFile | None = None  # required when issuance = "lottery"
+    waiting_room: WaitingRoomFile | None = None  # grab rounds only
     stated: dict[str, StatedFile] = Field(default_factory=dict, max_length=100)
     types: list[TypeFile] = Field(min_length=1, max_length=1_000)
 

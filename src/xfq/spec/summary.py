@@ -12,6 +12,7 @@ from typing import Any
 
 from xfq.domain.campaign import Campaign, LotteryRules, PersonLimits, Round, VoucherType
 from xfq.domain.money import format_yuan
+from xfq.domain.waiting_room import WaitingRoomRules
 from xfq.spec.display import yuan_text
 
 Row = tuple[str, str, str, str, str]
@@ -56,6 +57,7 @@ class RoundSummary:
     stated: tuple[str, ...]  # which published totals were checked: "round", category ids
     issuance: str = "grab"
     lottery: LotteryRules | None = None
+    waiting_room: WaitingRoomRules | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ def _round(campaign: Campaign, rnd: Round) -> RoundSummary:
         stated=stated + tuple(rnd.stated_by_category),
         issuance=str(rnd.issuance),
         lottery=rnd.lottery,
+        waiting_room=rnd.waiting_room,
     )
 
 
@@ -179,6 +182,13 @@ def _round_json(rs: RoundSummary) -> dict[str, Any]:
         },
         "issuance": rs.issuance,
         "lottery": _lottery_json(rs.lottery),
+        "waiting_room": None
+        if rs.waiting_room is None
+        else {
+            "opens_before_minutes": int(rs.waiting_room.opens_before.total_seconds()) // 60,
+            "admit_per_second": rs.waiting_room.admit_per_second,
+            "token_ttl_seconds": int(rs.waiting_room.token_ttl.total_seconds()),
+        },
         "count": rs.count,
         **_money("value", rs.value_fen),
         "stated_totals_checked": list(rs.stated),
