@@ -126,3 +126,20 @@ def test_households_are_at_most_five_people_and_membership_is_exclusive(grab: Gr
     )
     with pytest.raises(HouseholdRefused, match="this would make 6"):
         declare_household(grab.households, grab.engine, HEAD, ["m5"], DURING)
+
+
+def test_reconcile_counts_households_against_their_cap(grab: Grab) -> None:
+    from xfq.adapters.sql.figures import gather
+    from xfq.services.reconcile import reconcile
+
+    declare_household(grab.households, grab.engine, HEAD, MEMBERS, DURING)
+    for person in (HEAD, "m1", "m2"):
+        assert grab.claim(person, TYPES[0], "k") is ClaimCode.ISSUED
+    assert reconcile(CAMPAIGN, gather(grab.ledger.engine))[1].ok
+    with sqlite3.connect(grab.path) as db:  # a member's voucher written behind the engine's back
+        db.execute(
+            "INSERT INTO vouchers SELECT 'forged', type_id, round_id, category, 'm3', 'x', state,"
+            " issued_at_us, valid_from_us, valid_until_us FROM vouchers LIMIT 1"
+        )
+    limits = reconcile(CAMPAIGN, gather(grab.ledger.engine))[1]
+    assert not limits.ok and "1 person/type" in limits.detail

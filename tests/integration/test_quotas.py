@@ -133,3 +133,17 @@ def test_claims_outside_a_districts_share_are_refused_with_the_reason(grab: Grab
         assert grab.claim(f"e{n}", SPLIT, district="east") is ClaimCode.ISSUED
     assert grab.claim("e10", SPLIT, district="east") is ClaimCode.SOLD_OUT
     assert grab.claim("w0", SPLIT, district="west") is ClaimCode.ISSUED
+
+
+def test_reconcile_checks_the_pools_and_finds_an_oversold_one(grab: Grab) -> None:
+    from xfq.adapters.sql.figures import gather
+    from xfq.services.reconcile import reconcile
+
+    for n in range(10):
+        assert grab.claim(f"e{n}", SPLIT, district="east") is ClaimCode.ISSUED
+    first = reconcile(CAMPAIGN, gather(grab.ledger.engine))[0]
+    assert first.ok and "quota pools over their count: 0" in first.detail
+    with sqlite3.connect(grab.directory / "ledger.db") as db:  # a forged eleventh from east
+        db.execute("INSERT INTO voucher_pools VALUES ('forged', ?)", (f"{SPLIT}@east",))
+    broken = reconcile(CAMPAIGN, gather(grab.ledger.engine))[0]
+    assert not broken.ok and "quota pools over their count: 1" in broken.detail
