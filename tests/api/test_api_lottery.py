@@ -162,3 +162,13 @@ async def test_a_household_cap_holds_on_the_grab(api: Client) -> None:
         headers={**api.token("other"), "Idempotency-Key": "h2"},
     )
     assert taken.status_code == 409 and taken.json()["code"] == "household_refused"
+
+
+async def test_the_dashboard_shows_the_lottery_and_its_commitment(api: Client) -> None:
+    committed = await api.client.post("/v1/ops/lottery/r1/commit", headers=api.ops("c1"))
+    login = await api.client.post("/ops/login", data={"subject": "op-page", "role": "operator"})
+    assert login.status_code == 303
+    page = (await api.client.get("/ops?lang=en")).text
+    assert "Lottery · draw 2022-03-05 10:00" in page
+    assert f"seed SHA-256 {committed.json()['seed_sha256']}" in page
+    assert "Per household 2" in page
