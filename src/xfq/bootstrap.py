@@ -91,6 +91,8 @@ class Container:
             engine.replace_campaign(moved)
             self.ledger.record_window(round_id, opens_at, closes_at, action, operator, now)
             self.campaign = moved
+            if self.waiting is not None:
+                self.waiting.move_opening(round_id, opens_at)
         return moved
 
     def close(self) -> None:

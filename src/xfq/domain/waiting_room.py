@@ -90,6 +90,10 @@ class WaitingRoom:
             return len(self._order) + self._late[person_id] + 1
         return None
 
+    @property
+    def drawn(self) -> bool:
+        return self._order is not None
+
     def rank(self, person_id: str) -> bytes:
         return hmac.new(self.key, f"{self.round_id}\n{person_id}".encode(), "sha256").digest()
 

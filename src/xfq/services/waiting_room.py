@@ -69,6 +69,13 @@ class WaitingRooms:
             raise UnknownObject(f"round {round_id} has no waiting room")
         return room
 
+    def move_opening(self, round_id: str, opens_at: datetime) -> None:
+        """Follow an operator opening the round early (before its early order was drawn)."""
+        room = self._rooms.get(round_id)
+        with self._lock:
+            if room is not None and not room.drawn:
+                room.opens_at = opens_at
+
     def join(self, round_id: str, person_id: str, now: datetime) -> Standing:
         room = self._room(round_id)
         with self._lock:
