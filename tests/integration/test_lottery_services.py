@@ -20,7 +20,7 @@ from xfq.adapters.sql.lottery import SqlLotteryStore
 from xfq.cli import app
 from xfq.domain.claim import ClaimCode
 from xfq.domain.eligibility import Citizen, Residency
-from xfq.domain.lottery import registration_list, seed_commitment
+from xfq.domain.lottery import seed_commitment
 from xfq.ports import ClaimRequest
 from xfq.services.grab import claim
 from xfq.services.lottery import (
@@ -157,12 +157,16 @@ def test_a_draw_issues_its_winners_once_and_verifies(lottery: Lottery, tmp_path:
     )
     assert answer.code is ClaimCode.NOT_ELIGIBLE and "lottery" in answer.reason
 
-    # The published files verify with the commands anyone can run.
+    # The published files, written by `xfq lottery publish`, verify with `xfq lottery verify`.
     frozen = lottery.store.state("r1")
-    assert frozen is not None and frozen.draw_json is not None
-    draw_file, list_file = tmp_path / "draw.json", tmp_path / "registrations.txt"
-    draw_file.write_text(frozen.draw_json, "utf-8")
-    list_file.write_bytes(registration_list(lottery.store.registrations("r1")))
+    assert frozen is not None
+    out = tmp_path / "published"
+    published = CliRunner().invoke(
+        app, ["lottery", "publish", str(tmp_path / "ledger.db"), "r1", "--out", str(out)]
+    )
+    assert published.exit_code == 0, published.output
+    assert f"seed SHA-256 {state.seed_sha256}" in published.output
+    draw_file, list_file = out / "draw.json", out / "registrations.txt"
     args = ["lottery", "verify", "--draw", str(draw_file), "--registrations", str(list_file)]
     hashes = [
         "--commitment",
