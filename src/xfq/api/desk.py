@@ -69,7 +69,8 @@ async def post_desk_claim(
         raise XfqError("check the person's ID document first (id_checked must be true)")
     campaign, _ = container.running()
     citizen = Citizen(body.person_id, body.residency, in_city=True)  # they stand at a desk here
-    request = ClaimRequest(citizen, body.type_id, f"desk:{key}")
+    # A non-ASCII prefix: a citizen's own (ASCII) claim keys can never equal a desk's.
+    request = ClaimRequest(citizen, body.type_id, f"窗口:{staff.subject}:{key}")
     answer = await _decide(container, request)
     out = ClaimOut(code=answer.code.value, reason=answer.reason, remaining=answer.remaining)
     if answer.voucher is not None:

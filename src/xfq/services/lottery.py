@@ -62,8 +62,12 @@ def lottery_round(campaign: Campaign, round_id: str) -> tuple[Round, LotteryRule
 
 
 def claim_key(round_id: str, type_id: str) -> str:
-    """The claim key of a lottery win: one voucher per person and type."""
-    return f"lottery:{round_id}:{type_id}"
+    """The claim key of a lottery win: one voucher per person and type.
+
+    Not ASCII on purpose: the claim endpoint takes ASCII keys only, so no client can take this
+    key first and make the winner's voucher collide with their own claim.
+    """
+    return f"摇号:{round_id}:{type_id}"
 
 
 def commit_seed(
