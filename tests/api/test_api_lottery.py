@@ -172,3 +172,18 @@ async def test_the_dashboard_shows_the_lottery_and_its_commitment(api: Client) -
     assert "Lottery · draw 2022-03-05 10:00" in page
     assert f"seed SHA-256 {committed.json()['seed_sha256']}" in page
     assert "Per household 2" in page
+
+
+async def test_registering_for_a_category_enters_each_of_its_types(api: Client) -> None:
+    headers = {**api.token("p1"), "Idempotency-Key": "c1"}
+    path = "/v1/lottery/r1/registrations"
+    by_category = await api.client.post(path, json={"category": "retail"}, headers=headers)
+    assert by_category.status_code == 201 and by_category.json()["registered"] == ["r1-retail-30-6"]
+    again = await api.client.post(path, json={"category": "retail"}, headers=headers)
+    assert again.status_code == 200
+    none = await api.client.post(path, json={"category": "home"}, headers=headers)
+    assert none.status_code == 404
+    both = await api.client.post(
+        path, json={"category": "retail", "type_id": "r1-retail-30-6"}, headers=headers
+    )
+    assert both.status_code == 422

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from xfq.adapters.sql.lottery import SqlLotteryStore
 from xfq.api.claiming import citizen_of
@@ -47,8 +47,17 @@ class LotteryOut(BaseModel):
 
 
 class RegistrationIn(BaseModel):
+    """One of the two: a voucher type, or a category (every type of it in the round)."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
-    type_id: str = Field(min_length=1, max_length=64)
+    type_id: str | None = Field(default=None, min_length=1, max_length=64)
+    category: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _one_of_the_two(self) -> RegistrationIn:
+        if (self.type_id is None) == (self.category is None):
+            raise ValueError("give either type_id or category")
+        return self
 
 
 class RegistrationOut(BaseModel):
@@ -138,9 +147,14 @@ async def post_registration(
     nothing (200), whatever its Idempotency-Key."""
     campaign, _ = container.running()
     store = _store(container)
-    new = service.register(
-        store, campaign, citizen_of(identity), round_id, body.type_id, container.clock.now()
-    )
+    citizen, now = citizen_of(identity), container.clock.now()
+    if body.type_id is not None:
+        new = service.register(store, campaign, citizen, round_id, body.type_id, now)
+    else:
+        assert body.category is not None
+        new = bool(
+            service.register_category(store, campaign, citizen, round_id, body.category, now)
+        )
     out = _mine(container, round_id, identity.subject)
     return JSONResponse(out.model_dump(mode="json"), status_code=201 if new else 200)
 

@@ -117,6 +117,23 @@ def register(
     return store.register(round_id, citizen.person_id, type_id, now)
 
 
+def register_category(
+    store: LotteryStore,
+    campaign: Campaign,
+    citizen: Citizen,
+    round_id: str,
+    category: str,
+    now: datetime,
+) -> list[str]:
+    """Register for the draw of every type of `category` in the round (the round's limits,
+    e.g. one voucher per category, then decide how many can be won); the types newly entered."""
+    rnd, _ = lottery_round(campaign, round_id)
+    types = [t.id for t in rnd.types if t.category == category]
+    if not types:
+        raise UnknownObject(f"round {round_id} has no voucher type of category {category!r}")
+    return [t for t in types if register(store, campaign, citizen, round_id, t, now)]
+
+
 def freeze(store: LotteryStore, campaign: Campaign, round_id: str, now: datetime) -> LotteryState:
     """Close the list once registration has closed and record its hash; idempotent."""
     _, rules = lottery_round(campaign, round_id)
