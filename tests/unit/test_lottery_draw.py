@@ -61,6 +61,7 @@ def reimplemented_draw(
     left = dict(g.stock)
     wins: Counter[str] = Counter()
     in_category: Counter[tuple[str, str]] = Counter()
+    in_household: Counter[str] = Counter()
     out = []
     for r in sorted(set(registrations), key=lambda r: (ticket(r), r.type_id, r.person_id)):
         category = g.categories[r.type_id]
@@ -70,10 +71,15 @@ def reimplemented_draw(
             (g.max_wins_per_week, g.prior_week.get(r.person_id, 0) + wins[r.person_id]),
             (g.max_wins_per_campaign, g.prior_campaign.get(r.person_id, 0) + wins[r.person_id]),
         ]
+        head = g.households.get(r.person_id)
+        if head is not None:
+            caps.append((g.per_household, in_household[head]))
         if left[r.type_id] > 0 and all(cap is None or n < cap for cap, n in caps):
             left[r.type_id] -= 1
             wins[r.person_id] += 1
             in_category[(r.person_id, category)] += 1
+            if head is not None:
+                in_household[head] += 1
             out.append(r)
     return out
 
@@ -95,7 +101,15 @@ def test_another_seed_draws_other_winners() -> None:
 
 
 def test_the_documented_algorithm_reimplemented_gives_the_same_winners() -> None:
-    g = given_input(per_category=1, per_round=2, max_wins_per_week=2, prior_week={"p0001": 1})
+    households = {f"p{n:04d}": "p0000" for n in range(5)}
+    g = given_input(
+        per_category=1,
+        per_round=2,
+        max_wins_per_week=2,
+        prior_week={"p0001": 1},
+        per_household=2,
+        households=households,
+    )
     registrations = people_registering(40)
     assert draw(SEED, registrations, g) == reimplemented_draw(SEED, registrations, g)
 
@@ -214,3 +228,12 @@ def test_a_list_not_in_canonical_form_is_refused() -> None:
 def test_a_seed_of_the_wrong_length_is_refused() -> None:
     with pytest.raises(LotteryFileError, match="32 bytes"):
         seed_commitment("ab")
+
+
+def test_a_household_wins_at_most_its_cap() -> None:
+    households = {f"p{n:04d}": "p0000" for n in range(10)}  # ten people, one household
+    g = given_input(per_household=3, households=households)
+    winners = draw(SEED, people_registering(10), g)
+    assert len(winners) == 3
+    record = make_record(SEED, people_registering(10), g)
+    assert parse_record(record.to_json()) == record  # households travel in draw.json

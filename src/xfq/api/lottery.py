@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from xfq.adapters.sql.lottery import SqlLotteryStore
+from xfq.adapters.sql.lottery import SqlHouseholdStore, SqlLotteryStore
 from xfq.api.claiming import citizen_of
 from xfq.api.deps import CitizenDep, ContainerDep, IdempotencyKey, OperatorDep
 from xfq.api.idempotency import once
@@ -248,6 +248,7 @@ async def post_draw(
             campaign,
             round_id,
             container.clock.now(),
+            SqlHouseholdStore(container.ledger.engine).households(),
         )
         record = outcome.record
         return DrawOut(

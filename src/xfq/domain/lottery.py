@@ -19,7 +19,9 @@ The draw, for one round:
    - P's wins so far in this draw in T's category are below `per_category` (if set);
    - P's wins so far in this draw are below `per_round` (if set);
    - P's `prior_week` wins plus wins in this draw are below `max_wins_per_week` (if set);
-   - P's `prior_campaign` wins plus wins in this draw are below `max_wins_per_campaign` (if set).
+   - P's `prior_campaign` wins plus wins in this draw are below `max_wins_per_campaign` (if set);
+   - if P is in a household (`households[P]` names its head H): the wins so far in this draw of
+     everyone whose head is H are below `per_household` (if set).
 4. The winners are the winning (P, T) in walk order.
 
 Nothing else (time, arrival order, randomness) enters the draw.
@@ -66,6 +68,8 @@ class DrawInput:
     max_wins_per_campaign: int | None
     prior_week: Mapping[str, int] = field(default_factory=dict)  # person -> wins this week
     prior_campaign: Mapping[str, int] = field(default_factory=dict)  # person -> wins before
+    per_household: int | None = None
+    households: Mapping[str, str] = field(default_factory=dict)  # registrant -> head, at the draw
 
 
 def sha256_hex(data: bytes) -> str:
@@ -136,6 +140,7 @@ def draw(
     given_of_type: Counter[str] = Counter()
     of_category: Counter[tuple[str, str]] = Counter()
     of_person: Counter[str] = Counter()
+    of_household: Counter[str] = Counter()
     winners = []
     for r in ordered:
         category = given.categories.get(r.type_id)
@@ -143,9 +148,14 @@ def draw(
             continue
         if not _within_caps(given, r.person_id, of_category[(r.person_id, category)], of_person):
             continue
+        head = given.households.get(r.person_id)
+        if head is not None and _at(given.per_household, of_household[head]):
+            continue
         given_of_type[r.type_id] += 1
         of_category[(r.person_id, category)] += 1
         of_person[r.person_id] += 1
+        if head is not None:
+            of_household[head] += 1
         winners.append(r)
     assert all(given_of_type[t] <= given.stock.get(t, 0) for t in given_of_type)
     return winners
@@ -188,7 +198,12 @@ class DrawRecord:
             "registrations": self.registrations,
             "stock": dict(sorted(g.stock.items())),
             "categories": dict(sorted(g.categories.items())),
-            "limits": {"per_category": g.per_category, "per_round": g.per_round},
+            "limits": {
+                "per_category": g.per_category,
+                "per_round": g.per_round,
+                "per_household": g.per_household,
+            },
+            "households": dict(sorted(g.households.items())),
             "caps": {"per_week": g.max_wins_per_week, "per_campaign": g.max_wins_per_campaign},
             "prior_wins": {
                 p: {"week": g.prior_week.get(p, 0), "campaign": g.prior_campaign.get(p, 0)}
@@ -233,6 +248,8 @@ def _record(data: dict[str, Any]) -> DrawRecord:
         max_wins_per_campaign=_optional_int(data["caps"]["per_campaign"]),
         prior_week={str(p): int(w["week"]) for p, w in prior.items()},
         prior_campaign={str(p): int(w["campaign"]) for p, w in prior.items()},
+        per_household=_optional_int(data["limits"]["per_household"]),
+        households={str(p): str(h) for p, h in data["households"].items()},
     )
     return DrawRecord(
         given=given,

@@ -7,6 +7,7 @@ and moves the winners into the ledger through the ledger port.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -165,15 +166,19 @@ def run_draw(
     campaign: Campaign,
     round_id: str,
     now: datetime,
+    households: Mapping[str, str] | None = None,
 ) -> DrawOutcome:
-    """Draw (once) and issue the winners' vouchers; a re-run issues only what is missing."""
+    """Draw (once) and issue the winners' vouchers; a re-run issues only what is missing.
+
+    `households` (member -> head) apply the round's `per_household` cap to the draw.
+    """
     rnd, rules = lottery_round(campaign, round_id)
     if now < rules.draw_at:
         raise LotteryRefused(f"the draw of round {round_id} is at {rules.draw_at.isoformat()}")
     state = freeze(store, campaign, round_id, now)
     if state.draw_json is None:
         registrations = store.registrations(round_id)
-        given = _draw_input(store, engine, campaign, rnd, rules, registrations)
+        given = _draw_input(store, engine, campaign, rnd, rules, registrations, households or {})
         record = make_record(state.seed_hex, registrations, given)
         assert record.registrations_sha256 == state.registrations_sha256, "list changed"
         store.record_draw(round_id, record.to_json(), now)
@@ -190,9 +195,11 @@ def _draw_input(
     rnd: Round,
     rules: LotteryRules,
     registrations: list[Registration],
+    households: Mapping[str, str],
 ) -> DrawInput:
     people = {r.person_id for r in registrations}
     week, whole = _prior_wins(store, campaign, rnd, people)
+    capped = rnd.limits.per_household is not None
     return DrawInput(
         campaign_id=campaign.id,
         round_id=rnd.id,
@@ -204,6 +211,8 @@ def _draw_input(
         max_wins_per_campaign=rules.max_wins_per_campaign,
         prior_week=week,
         prior_campaign=whole,
+        per_household=rnd.limits.per_household,
+        households={p: households[p] for p in sorted(people) if capped and p in households},
     )
 
 
