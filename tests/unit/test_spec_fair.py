@@ -179,3 +179,13 @@ def test_a_waiting_room_on_a_lottery_round_is_refused() -> None:
     [problem] = problems_of(text)
     assert problem.startswith(f"{SOURCE}:{line_of(text, '[rounds.waiting_room]')}:")
     assert 'applies only when issuance = "grab"' in problem
+
+
+def test_the_fair_issuance_example_checks() -> None:
+    example = Path(__file__).parents[2] / "examples" / "fair-issuance" / "campaign.toml"
+    result = run_check(example)
+    assert result.exit_code == 0, result.output
+    campaign = parse_campaign(example.read_text("utf-8"), str(example))
+    assert campaign.round("w1").lottery is not None
+    assert campaign.round("g2").waiting_room is not None
+    assert campaign.voucher_type("g2-catering-100-30")[1].assisted == 2000
