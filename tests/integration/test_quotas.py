@@ -147,3 +147,14 @@ def test_reconcile_checks_the_pools_and_finds_an_oversold_one(grab: Grab) -> Non
         db.execute("INSERT INTO voucher_pools VALUES ('forged', ?)", (f"{SPLIT}@east",))
     broken = reconcile(CAMPAIGN, gather(grab.ledger.engine))[0]
     assert not broken.ok and "quota pools over their count: 1" in broken.detail
+
+
+def test_rolled_over_stock_of_a_split_type_is_shared_by_its_districts(grab: Grab) -> None:
+    for n in range(10):
+        assert grab.claim(f"e{n}", SPLIT, district="east") is ClaimCode.ISSUED
+    grab.engine.add_stock(SPLIT, 2)  # as a rollover into this round does
+    assert grab.claim("e10", SPLIT, district="east") is ClaimCode.ISSUED
+    assert grab.claim("e11", SPLIT, district="east") is ClaimCode.ISSUED
+    assert grab.claim("e12", SPLIT, district="east") is ClaimCode.SOLD_OUT
+    assert grab.claim("x", SPLIT) is ClaimCode.NOT_ELIGIBLE  # still only people of a district
+    assert grab.issued_by_pool()[SPLIT] == 2

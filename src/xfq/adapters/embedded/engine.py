@@ -344,6 +344,8 @@ class EmbeddedClaimEngine:
         if pool not in self._remaining:
             reason = f"{vtype.label} has no quota for district {citizen.district!r}"
             return ClaimAnswer(ClaimCode.NOT_ELIGIBLE, reason)
+        if self._remaining[pool] == 0 and self._remaining[vtype.id] > 0:
+            return vtype.id  # rolled-over stock (the type's own) is shared by its districts
         return pool
 
     def _household_full(
