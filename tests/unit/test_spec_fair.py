@@ -189,3 +189,20 @@ def test_the_fair_issuance_example_checks() -> None:
     assert campaign.round("w1").lottery is not None
     assert campaign.round("g2").waiting_room is not None
     assert campaign.voucher_type("g2-catering-100-30")[1].assisted == 2000
+
+
+def test_the_rules_an_engine_must_enforce_are_listed() -> None:
+    from xfq.domain.fair import engine_rules_used
+
+    example = Path(__file__).parents[2] / "examples" / "fair-issuance" / "campaign.toml"
+    campaign = parse_campaign(example.read_text("utf-8"), str(example))
+    assert engine_rules_used(campaign) == [
+        "lottery issuance (round w1)",
+        "household cap (round w1)",
+        "household cap (round g2)",
+        "assisted-channel reserve (g2-retail-50-10)",
+        "assisted-channel reserve (g2-catering-100-30)",
+        "district shares (g2-catering-100-30)",
+    ]
+    plain = spec_text.campaign("plain", "Plain") + spec_text.round_() + TYPE
+    assert engine_rules_used(parse_campaign(plain, SOURCE)) == []
