@@ -6,7 +6,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from xfq.domain.checkout import Merchant
 from xfq.domain.claim import ClaimCode
@@ -63,6 +63,25 @@ class ClaimEngine(Protocol):
     def remaining(self, type_id: str) -> int: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class FairClaimEngine(ClaimEngine, Protocol):
+    """A claim engine that also enforces fair issuance (domain/fair.py lists the rules)."""
+
+    def submit_assisted(self, request: ClaimRequest, now: datetime, reply: Reply) -> None:
+        """A claim by desk staff for `request.citizen`, from the type's assisted reserve."""
+        ...
+
+    def join_household(self, head_id: str, members: list[str]) -> None: ...
+
+    def household_held(self, head_id: str, round_id: str) -> int: ...
+
+    def note_issued(self, vouchers: list[tuple[Voucher, str]]) -> None:
+        """Count vouchers a lottery draw wrote to the ledger, with their claim keys."""
+        ...
+
+    def pool_stock(self) -> dict[str, int]: ...
 
 
 @dataclass(frozen=True)

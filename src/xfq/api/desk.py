@@ -27,6 +27,7 @@ from xfq.domain.errors import IdempotencyConflict, UnknownObject, XfqError
 from xfq.domain.till_code import issue_code
 from xfq.domain.voucher import VoucherState
 from xfq.ports import ClaimAnswer, ClaimRequest
+from xfq.services.fair import fair_engine
 
 router = APIRouter(prefix="/v1/desk", tags=["assisted channel"], responses=PROBLEM_RESPONSES)
 VoucherId = Annotated[str, Path(min_length=1, max_length=64)]
@@ -81,7 +82,7 @@ async def post_desk_claim(
 
 
 async def _decide(container: Container, request: ClaimRequest) -> ClaimAnswer:
-    _, engine = container.running()
+    engine = fair_engine(container.running()[1], "the assisted channel")
     loop = asyncio.get_running_loop()
     answered: asyncio.Future[ClaimAnswer | BaseException] = loop.create_future()
     loop_thread = threading.get_ident()

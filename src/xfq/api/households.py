@@ -9,6 +9,7 @@ from xfq.adapters.sql.lottery import SqlHouseholdStore
 from xfq.api.deps import CitizenDep, ContainerDep, IdempotencyKey
 from xfq.api.schemas import PROBLEM_RESPONSES
 from xfq.domain.errors import UnknownObject
+from xfq.services.fair import fair_engine
 from xfq.services.households import MAX_HOUSEHOLD, declare_household
 
 router = APIRouter(prefix="/v1/household", tags=["citizens"], responses=PROBLEM_RESPONSES)
@@ -29,7 +30,7 @@ async def post_household(
     body: HouseholdIn, identity: CitizenDep, key: IdempotencyKey, container: ContainerDep
 ) -> HouseholdOut:
     """Declare (or add to) the caller's household; membership is final. A repeat changes nothing."""
-    _, engine = container.running()
+    engine = fair_engine(container.running()[1], "a household")
     store = SqlHouseholdStore(container.ledger.engine)
     now = container.clock.now()
     members = declare_household(store, engine, identity.subject, body.members, now)

@@ -22,6 +22,7 @@ from xfq.api.schemas import PROBLEM_RESPONSES
 from xfq.bootstrap import Container
 from xfq.domain.lottery import parse_record, registration_list
 from xfq.services import lottery as service
+from xfq.services.fair import fair_engine
 from xfq.services.lottery import LotteryRefused
 
 router = APIRouter(prefix="/v1/lottery", tags=["lottery"], responses=PROBLEM_RESPONSES)
@@ -243,7 +244,7 @@ async def post_draw(
         outcome = service.run_draw(
             _store(container),
             container.ledger,
-            engine,
+            fair_engine(engine, "a lottery draw"),
             container.ids,
             campaign,
             round_id,
