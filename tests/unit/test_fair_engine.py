@@ -17,5 +17,5 @@ class PlainEngine:
 
 
 def test_an_engine_without_the_fair_methods_is_refused_with_the_reason() -> None:
-    with pytest.raises(EngineUnsupported, match="a household needs .* PlainEngine does not"):
+    with pytest.raises(EngineUnsupported, match=r"a household needs .* PlainEngine does not"):
         fair_engine(PlainEngine(), "a household")

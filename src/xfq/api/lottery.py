@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from xfq.adapters.sql.lottery import SqlHouseholdStore, SqlLotteryStore
 from xfq.api.claiming import citizen_of
@@ -47,18 +47,16 @@ class LotteryOut(BaseModel):
     registrations_file: str | None
 
 
-class RegistrationIn(BaseModel):
-    """One of the two: a voucher type, or a category (every type of it in the round)."""
+class RegistrationByType(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    type_id: str = Field(min_length=1, max_length=64)
+
+
+class RegistrationByCategory(BaseModel):
+    """Every type of the category in the round."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    type_id: str | None = Field(default=None, min_length=1, max_length=64)
-    category: str | None = Field(default=None, min_length=1, max_length=64)
-
-    @model_validator(mode="after")
-    def _one_of_the_two(self) -> RegistrationIn:
-        if (self.type_id is None) == (self.category is None):
-            raise ValueError("give either type_id or category")
-        return self
+    category: str = Field(min_length=1, max_length=64)
 
 
 class RegistrationOut(BaseModel):
@@ -139,7 +137,7 @@ async def get_draw(round_id: RoundId, container: ContainerDep) -> Response:
 )
 async def post_registration(
     round_id: RoundId,
-    body: RegistrationIn,
+    body: RegistrationByType | RegistrationByCategory,
     identity: CitizenDep,
     key: IdempotencyKey,
     container: ContainerDep,
@@ -149,10 +147,9 @@ async def post_registration(
     campaign, _ = container.running()
     store = _store(container)
     citizen, now = citizen_of(identity), container.clock.now()
-    if body.type_id is not None:
+    if isinstance(body, RegistrationByType):
         new = service.register(store, campaign, citizen, round_id, body.type_id, now)
     else:
-        assert body.category is not None
         new = bool(
             service.register_category(store, campaign, citizen, round_id, body.category, now)
         )
