@@ -34,14 +34,17 @@ def round_(
     limits: str = "per_type = 1\nper_category = 2\nper_round = 3",
     residencies: tuple[str, ...] = ALL_RESIDENCIES,
     name: str = "Round one",
+    issuance: str = "grab",
+    extra: str = "",
 ) -> str:
+    """A [[rounds]] entry; `extra` is appended after its eligibility (e.g. [rounds.lottery])."""
     kinds = ", ".join(f'"{r}"' for r in residencies)
     return (
         f'\n[[rounds]]\nid = "{round_id}"\nnumber = {number}\nname = "{name}"\n'
         f"opens_at = {opens_at}\nclaim_closes_at = {claim_closes_at}\n"
-        f'issuance = "grab"\nvalidity = {validity}\n'
+        f'issuance = "{issuance}"\nvalidity = {validity}\n'
         f"\n[rounds.limits]\n{limits}\n"
-        f"\n[rounds.eligibility]\nresidencies = [{kinds}]\nrequire_in_city = true\n"
+        f"\n[rounds.eligibility]\nresidencies = [{kinds}]\nrequire_in_city = true\n" + extra
     )
 
 
@@ -55,3 +58,16 @@ def voucher_type(
         f"threshold_yuan = {threshold_yuan}\ndiscount_yuan = {discount_yuan}\ncount = {count}\n"
     )
     return text + (f"per_person = {per_person}\n" if per_person is not None else "")
+
+
+def lottery(
+    registration_opens_at: str = "2022-03-01T09:00:00",
+    registration_closes_at: str = "2022-03-04T20:00:00",
+    draw_at: str = "2022-03-05T10:00:00",
+    caps: str = "",
+) -> str:
+    """A [rounds.lottery] table for `round_(issuance="lottery", extra=...)`."""
+    return (
+        f"\n[rounds.lottery]\nregistration_opens_at = {registration_opens_at}\n"
+        f"registration_closes_at = {registration_closes_at}\ndraw_at = {draw_at}\n{caps}"
+    )

@@ -24,6 +24,7 @@ from xfq.domain.campaign import Campaign
 from xfq.domain.errors import XfqError
 from xfq.ports import Clock
 from xfq.services import operations
+from xfq.services.waiting_room import WaitingRooms
 from xfq.spec import parse_campaign
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class Container:
     lock_path: Path | None
     campaign: Campaign | None = None
     engine: Engine | None = None
+    waiting: WaitingRooms | None = None  # None when no round has a waiting room
     _swap: threading.Lock = field(default_factory=threading.Lock)
     _persisting: tuple[threading.Event, threading.Thread] | None = None
 
@@ -81,6 +83,8 @@ class Container:
                 self.engine.close()
             self.engine = self._start_engine(campaign)
             self.campaign = campaign
+            rooms = WaitingRooms(campaign, self.till_key, self.ids)
+            self.waiting = rooms if rooms.round_of_type else None
         return campaign
 
     def _start_engine(self, campaign: Campaign) -> Engine:
@@ -89,7 +93,16 @@ class Container:
             return EmbeddedClaimEngine(campaign, self.ledger, self.ids, self.lock_path)
         from xfq.adapters.redis.engine import EngineTuning, RedisClaimEngine
         from xfq.adapters.redis.persister import Persister
+        from xfq.domain.fair import engine_rules_used
 
+        # The Redis engine decides plain grabs only; these would be silently ignored there.
+        unsupported = engine_rules_used(campaign)
+        if unsupported:
+            raise XfqError(
+                "the Redis claim engine does not enforce "
+                + ", ".join(unsupported)
+                + " yet: run this campaign on the embedded engine (without --redis)"
+            )
         persister = redis_persister(s.redis_url, campaign, self.ledger, s.redis_shards)
         tuning = EngineTuning(s.redis_max_batch, s.redis_window_ms / 1000)
         engine = RedisClaimEngine(campaign, s.redis_url, self.ids, tuning)
@@ -129,6 +142,8 @@ class Container:
                 self.ledger, operator, round_id, opens_at, closes_at, action, now
             ).result()
             self.campaign = moved
+            if self.waiting is not None:
+                self.waiting.move_opening(round_id, opens_at)
         return moved
 
     def close(self) -> None:

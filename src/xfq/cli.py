@@ -14,6 +14,7 @@ from xfq.config import Settings
 from xfq.domain.campaign import Campaign
 from xfq.domain.errors import SpecError, XfqError
 from xfq.integrity_cli import audit_app, fraud_app
+from xfq.lottery_cli import lottery_app
 from xfq.money_cli import expire_command, rollover_command, settle_command
 from xfq.rehearse_cli import rehearse_command
 from xfq.reports.cli import report_command
@@ -25,6 +26,7 @@ app = typer.Typer(
     help="xfq: consumption-voucher (消费券) campaigns end to end.", no_args_is_help=True
 )
 app.add_typer(spec_app, name="spec")
+app.add_typer(lottery_app, name="lottery")
 app.command("expire")(expire_command)
 app.command("rehearse")(rehearse_command)
 app.command("rollover")(rollover_command)

@@ -6,13 +6,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from xfq.domain.audit import AuditEntry
 from xfq.domain.checkout import Merchant
 from xfq.domain.claim import ClaimCode
 from xfq.domain.eligibility import Citizen
 from xfq.domain.fraud import Flag, FraudInput
+from xfq.domain.lottery import Registration
 from xfq.domain.redemption import Redemption, Refund
 from xfq.domain.rollover import RolloverMove
 from xfq.domain.settlement import DaySettlement, Settled, SettledRedemption, StatementLine
@@ -64,6 +65,25 @@ class ClaimEngine(Protocol):
     def remaining(self, type_id: str) -> int: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class FairClaimEngine(ClaimEngine, Protocol):
+    """A claim engine that also enforces fair issuance (domain/fair.py lists the rules)."""
+
+    def submit_assisted(self, request: ClaimRequest, now: datetime, reply: Reply) -> None:
+        """A claim by desk staff for `request.citizen`, from the type's assisted reserve."""
+        ...
+
+    def join_household(self, head_id: str, members: list[str]) -> None: ...
+
+    def household_held(self, head_id: str, round_id: str) -> int: ...
+
+    def note_issued(self, vouchers: list[tuple[Voucher, str]]) -> None:
+        """Count vouchers a lottery draw wrote to the ledger, with their claim keys."""
+        ...
+
+    def pool_stock(self) -> dict[str, int]: ...
 
 
 @dataclass(frozen=True)
@@ -208,3 +228,50 @@ class FraudStore(Protocol):
     def store_flags(self, flags: list[Flag], at: datetime) -> int:
         """Insert new flags, refresh open ones; the number of new flags."""
         ...
+
+
+@dataclass(frozen=True)
+class LotteryState:
+    """What is recorded of a lottery round: its commitment, freezing and draw."""
+
+    round_id: str
+    seed_hex: str  # secret until the draw
+    seed_sha256: str
+    committed_at: datetime
+    frozen_at: datetime | None
+    registrations_sha256: str | None
+    drawn_at: datetime | None
+    draw_json: str | None
+    registrations: int
+
+
+class LotteryStore(Protocol):
+    def state(self, round_id: str) -> LotteryState | None: ...
+
+    def commit_seed(
+        self, round_id: str, seed_hex: str, seed_sha256: str, by: str, at: datetime
+    ) -> bool:
+        """Record the round's seed; False if it had one already (nothing written)."""
+        ...
+
+    def register(self, round_id: str, person_id: str, type_id: str, at: datetime) -> bool:
+        """False if this person had registered for this type already."""
+        ...
+
+    def registrations(self, round_id: str, person_id: str | None = None) -> list[Registration]: ...
+
+    def freeze(self, round_id: str, registrations_sha256: str, at: datetime) -> bool: ...
+
+    def record_draw(self, round_id: str, draw_json: str, at: datetime) -> bool: ...
+
+    def draws(self) -> dict[str, str]: ...
+
+    def claim_keys(self, round_id: str) -> set[tuple[str, str]]: ...
+
+
+class HouseholdStore(Protocol):
+    def households(self) -> dict[str, str]: ...
+
+    def members(self, head_id: str) -> list[str]: ...
+
+    def add_members(self, head_id: str, people: list[str], at: datetime) -> list[str]: ...

@@ -123,3 +123,11 @@ async def test_rolling_over_a_round_is_refused_while_the_policy_is_disabled(api:
     answer = await api.client.post("/v1/ops/rounds/r5/rollover", headers=api.ops("ro-1"))
     assert answer.status_code == 409 and answer.json()["code"] == "rollover_refused"
     assert "rollover policy is disabled" in answer.json()["detail"]
+
+
+async def test_a_day_that_is_not_yyyy_mm_dd_is_refused(api: Api) -> None:
+    for day in ("0", "20220305", "2022-3-5"):
+        answer = await api.client.get(f"/v1/ops/settlements/{day}", headers=api.ops("x"))
+        assert answer.status_code == 422, (day, answer.text)
+    ok = await api.client.get("/v1/ops/settlements/2022-03-05", headers=api.ops("x"))
+    assert ok.status_code == 200

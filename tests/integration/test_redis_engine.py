@@ -378,3 +378,21 @@ def test_reconcile_finds_a_person_count_that_differs(
         assert "1 differ" in checks[10].detail
     finally:
         rig.stop()
+
+
+def test_a_campaign_with_rules_the_redis_engine_lacks_is_refused_with_what_they_are(
+    tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    from xfq.bootstrap import build
+    from xfq.config import Settings
+
+    spec = tmp_path / "households.toml"
+    spec.write_text(
+        SPEC_TEXT.replace("per_round = 3", "per_round = 3\nper_household = 3"), encoding="utf-8"
+    )
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'l.db'}", spec_path=spec, redis_url=redis_server.url
+    )
+    with pytest.raises(XfqError, match=r"does not enforce household cap \(round r1\)"):
+        build(settings)

@@ -97,7 +97,7 @@ CASES = [
     Case(
         "unknown issuance mode",
         'issuance = "grab"                                   # 抢券',
-        f'issuance = "lottery"  {HERE}',
+        f'issuance = "raffle"  {HERE}',
         "rounds[0].issuance",
         "must be one of 'grab'",
     ),

@@ -10,14 +10,18 @@ from xfq import web
 from xfq.api import (
     audit,
     citizens,
+    desk,
     dev,
     fraud,
+    households,
+    lottery,
     merchants,
     observability,
     openapi,
     operators,
     problems,
     settlements,
+    waiting_room,
 )
 from xfq.api.claiming import ClaimFront, ClaimStats
 from xfq.api.ratelimit import Buckets, RateLimiter
@@ -50,6 +54,11 @@ def create_app(container: Container) -> Any:
     app.include_router(settlements.merchant_router)
     app.include_router(audit.router)
     app.include_router(fraud.router)
+    app.include_router(lottery.router)  # fair issuance: lottery rounds, households
+    app.include_router(lottery.ops_router)
+    app.include_router(households.router)
+    app.include_router(desk.router)  # the assisted channel's reserve, paper vouchers
+    app.include_router(waiting_room.router)
     if container.dev_issuer is not None:
         app.include_router(dev.router)
     limiter = RateLimiter(

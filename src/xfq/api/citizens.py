@@ -58,7 +58,8 @@ async def post_claim(
     container: ContainerDep,
 ) -> JSONResponse:
     """Claim one voucher of a type. Served by a lean handler in front of this app."""
-    status, out = await claim(container, identity, body.type_id, key, request.app.state.claim_stats)
+    stats, admission = request.app.state.claim_stats, request.headers.get("admission")
+    status, out = await claim(container, identity, body.type_id, key, stats, admission)
     return JSONResponse(out.model_dump(mode="json"), status_code=status)
 
 

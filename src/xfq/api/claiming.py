@@ -24,6 +24,7 @@ from xfq.domain.claim import ClaimCode
 from xfq.domain.eligibility import Citizen
 from xfq.domain.errors import IdempotencyConflict, StorageUnavailable, UnknownObject
 from xfq.ports import ClaimAnswer, ClaimRequest
+from xfq.services.waiting_room import AdmissionRefused
 
 MAX_BODY_BYTES = 4096
 Scope = dict[str, Any]
@@ -44,14 +45,25 @@ class ClaimStats:
 
 
 def citizen_of(identity: Identity) -> Citizen:
-    return Citizen(identity.subject, identity.residency, identity.in_city)
+    """The claimant as the domain sees them; the token's `region` is their district."""
+    return Citizen(identity.subject, identity.residency, identity.in_city, identity.region)
 
 
 async def claim(
-    container: Container, identity: Identity, type_id: str, key: str, stats: ClaimStats
+    container: Container,
+    identity: Identity,
+    type_id: str,
+    key: str,
+    stats: ClaimStats,
+    admission: str | None = None,
 ) -> tuple[int, ClaimOut]:
-    """Decide one claim; 201 when issued, 200 with the code otherwise."""
+    """Decide one claim; 201 when issued, 200 with the code otherwise.
+
+    A round behind a waiting room needs its admission token (`AdmissionRefused` otherwise).
+    """
     campaign, engine = container.running()
+    if container.waiting is not None:  # only campaigns with a waiting room pay for it
+        container.waiting.admit(type_id, identity.subject, admission, container.clock.now())
     loop = asyncio.get_running_loop()
     answered: asyncio.Future[ClaimAnswer | BaseException] = loop.create_future()
     loop_thread = threading.get_ident()
@@ -132,7 +144,10 @@ class ClaimFront:
         if problem is not None:
             return _problem(422, "invalid_request", problem)
         try:
-            status, out = await claim(self.container, identity, type_id, key, self.stats)
+            admission = headers.get("admission")
+            status, out = await claim(self.container, identity, type_id, key, self.stats, admission)
+        except AdmissionRefused as error:
+            return _problem(403, error.code, str(error))
         except IdempotencyConflict as error:
             return _problem(422, error.code, str(error))
         except UnknownObject as error:

@@ -44,6 +44,13 @@ async def reader(request: Request, container: ContainerDep) -> Identity:
     return identity
 
 
+async def desk(request: Request, container: ContainerDep) -> Identity:
+    """Staff of the assisted channel (service desks, bank counters)."""
+    identity = _identity(request, container)
+    require_role(identity, Role.DESK)
+    return identity
+
+
 async def merchant(request: Request, container: ContainerDep) -> str:
     """The merchant whose till signed this request."""
     body = await request.body()
@@ -60,6 +67,7 @@ CitizenDep = Annotated[Identity, Depends(citizen)]
 OperatorDep = Annotated[Identity, Depends(operator)]
 ReaderDep = Annotated[Identity, Depends(reader)]
 MerchantDep = Annotated[str, Depends(merchant)]
+DeskDep = Annotated[Identity, Depends(desk)]
 IdempotencyKey = Annotated[
     str,
     Header(

@@ -10,10 +10,12 @@ from functools import cached_property
 from xfq.domain.eligibility import Eligibility
 from xfq.domain.errors import UnknownObject
 from xfq.domain.money import format_yuan_short
+from xfq.domain.waiting_room import WaitingRoomRules
 
 
 class IssuanceMode(StrEnum):
     GRAB = "grab"  # first come, first served at the opening second
+    LOTTERY = "lottery"  # registration, then a verifiable draw (see domain/lottery.py)
 
 
 class ValidityKind(StrEnum):
@@ -91,6 +93,26 @@ class PersonLimits:
     per_type: int
     per_category: int | None
     per_round: int | None
+    per_household: int | None = None  # vouchers of the round across a declared household
+
+
+@dataclass(frozen=True)
+class LotteryRules:
+    """When citizens register and when the draw is, and caps on wins across lottery rounds.
+
+    A win is one voucher. `max_wins_per_week` counts this round's wins with those of the
+    campaign's other lottery rounds drawn in the same ISO week (campaign's zone);
+    `max_wins_per_campaign` counts every lottery round of the campaign.
+    """
+
+    registration_opens_at: datetime
+    registration_closes_at: datetime
+    draw_at: datetime
+    max_wins_per_week: int | None = None
+    max_wins_per_campaign: int | None = None
+
+    def registration_open(self, now: datetime) -> bool:
+        return self.registration_opens_at <= now < self.registration_closes_at
 
 
 @dataclass(frozen=True)
@@ -103,10 +125,13 @@ class VoucherType:
     count: int
     per_person: int
     channel: str
+    assisted: int = 0  # of `count`, reserved for staff claiming at service desks
+    districts: tuple[tuple[str, int], ...] = ()  # the rest split by district (domain/quota.py)
 
     def __post_init__(self) -> None:
         assert 0 < self.discount_fen < self.threshold_fen, self
         assert self.count > 0 and self.per_person > 0, self
+        assert 0 <= self.assisted + sum(n for _, n in self.districts) <= self.count, self
 
     @property
     def value_fen(self) -> int:
@@ -140,6 +165,8 @@ class Round:
     types: tuple[VoucherType, ...]
     stated_total: StatedTotal | None = None
     stated_by_category: dict[str, StatedTotal] = field(default_factory=dict)
+    lottery: LotteryRules | None = None  # set exactly when issuance is "lottery"
+    waiting_room: WaitingRoomRules | None = None  # optional, grab rounds only
 
     @property
     def count(self) -> int:

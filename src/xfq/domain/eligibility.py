@@ -20,6 +20,7 @@ class Citizen:
     person_id: str
     residency: Residency | None
     in_city: bool
+    district: str | None = None  # where they live, for types split by district
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from xfq.domain.campaign import Campaign, Round
 from xfq.domain.money import format_yuan
+from xfq.domain.quota import pools_of
 from xfq.domain.rollover import effective_budget_fen
 
 
@@ -43,6 +44,8 @@ class LedgerFigures:
     unique_keys: frozenset[str] = frozenset()
     rolled_in: dict[str, int] = field(default_factory=dict)  # extra count per type, rollovers
     settlement_owed_fen: int | None = None  # over every day, closed and open; None: not read
+    pool_issued: dict[str, int] = field(default_factory=dict)  # quota pool -> vouchers from it
+    household_held: list[tuple[str, str, int]] = field(default_factory=list)  # head, round, n
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ def reconcile(
 def _never_oversold(campaign: Campaign, f: LedgerFigures) -> Check:
     """Counts and budgets with rollovers included: what rolled into a type adds to its count."""
     over = [t for t in f.types if t.issued > t.count + f.rolled_in.get(t.type_id, 0)]
+    over_pools = _pools_over(campaign, f)
     paid = {r.id: 0 for r in campaign.rounds}
     for t in f.types:
         paid[t.round_id] = paid.get(t.round_id, 0) + t.discount_fen
@@ -84,7 +88,15 @@ def _never_oversold(campaign: Campaign, f: LedgerFigures) -> Check:
         f"{issued:,} issued of {count:,} ({rolled:,} rolled over); "
         f"types over their count: {len(over)}; "
     ) + "; ".join(_paid_of_budget(r, paid[r.id], budget[r.id]) for r in campaign.rounds)
-    return Check(1, "never oversell", not over and not over_budget, detail)
+    if f.pool_issued:
+        detail += f"; quota pools over their count: {len(over_pools)}"
+    return Check(1, "never oversell", not over and not over_budget and not over_pools, detail)
+
+
+def _pools_over(campaign: Campaign, f: LedgerFigures) -> list[str]:
+    """Quota pools (assisted reserve, district shares) that gave more than their count."""
+    counts = {p: n for r in campaign.rounds for t in r.types for p, n in pools_of(t).items()}
+    return [pool for pool, n in f.pool_issued.items() if n > counts.get(pool, 0)]
 
 
 def _paid_of_budget(rnd: Round, paid_fen: int, budget_fen: int) -> str:
@@ -104,7 +116,13 @@ def _limits(campaign: Campaign, f: LedgerFigures) -> Check:
     for _person, round_id, n in f.over_round:
         limit = campaign.round(round_id).limits.per_round
         breaches += limit is not None and n > limit
-    detail = f"{breaches} person/type, person/category or person/round counts over the limit"
+    for _head, round_id, n in f.household_held:
+        cap = campaign.round(round_id).limits.per_household
+        breaches += cap is not None and n > cap
+    detail = (
+        f"{breaches} person/type, person/category, person/round or household/round counts"
+        " over the limit"
+    )
     return Check(2, "per-person limits", breaches == 0, detail)
 
 

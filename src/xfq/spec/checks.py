@@ -9,12 +9,19 @@ from collections.abc import Iterable
 from datetime import datetime, tzinfo
 from itertools import combinations
 
-from xfq.domain.campaign import ValidityKind
+from xfq.domain.campaign import IssuanceMode, ValidityKind
 from xfq.domain.money import yuan_to_fen
 from xfq.spec.convert import as_aware
 from xfq.spec.display import yuan_text
 from xfq.spec.locate import Loc
-from xfq.spec.model import CampaignFile, RolloverFile, RoundFile, TypeFile, ValidityFile
+from xfq.spec.model import (
+    CampaignFile,
+    LotteryFile,
+    RolloverFile,
+    RoundFile,
+    TypeFile,
+    ValidityFile,
+)
 from xfq.spec.problems import Problem, dotted
 
 
@@ -113,9 +120,78 @@ def _round(loc: Loc, rnd: RoundFile, categories: set[str], tz: tzinfo) -> list[P
             )
         )
     problems += _validity((*loc, "validity"), rnd.validity, opens_at)
+    problems += _issuance(loc, rnd, opens_at, closes_at, tz)
     for j, vtype in enumerate(rnd.types):
         problems += _voucher_type((*loc, "types", j), vtype, categories)
+        problems += _quotas((*loc, "types", j), vtype, rnd.issuance)
     return problems + _stated_round(loc, rnd) + _stated_categories(loc, rnd, categories)
+
+
+def _issuance(
+    loc: Loc, rnd: RoundFile, opens_at: datetime, closes_at: datetime, tz: tzinfo
+) -> list[Problem]:
+    if rnd.issuance is not IssuanceMode.GRAB and rnd.waiting_room is not None:
+        return [Problem((*loc, "waiting_room"), 'applies only when issuance = "grab"')]
+    if rnd.issuance is not IssuanceMode.LOTTERY:
+        if rnd.lottery is None:
+            return []
+        return [
+            Problem(
+                (*loc, "lottery"), f'applies only when issuance = "lottery", not "{rnd.issuance}"'
+            )
+        ]
+    if rnd.lottery is None:
+        return [
+            Problem(
+                (*loc, "issuance"),
+                'is "lottery" but the round has no [rounds.lottery] table (registration_opens_at,'
+                " registration_closes_at, draw_at)",
+            )
+        ]
+    return _lottery((*loc, "lottery"), rnd.lottery, opens_at, closes_at, tz)
+
+
+def _lottery(
+    loc: Loc, lottery: LotteryFile, opens_at: datetime, closes_at: datetime, tz: tzinfo
+) -> list[Problem]:
+    """Registration, then the draw inside the round's window (its vouchers are issued then)."""
+    reg_opens = as_aware(lottery.registration_opens_at, tz)
+    reg_closes = as_aware(lottery.registration_closes_at, tz)
+    draw_at = as_aware(lottery.draw_at, tz)
+    problems = []
+    if reg_closes <= reg_opens:
+        problems.append(
+            Problem(
+                (*loc, "registration_closes_at"),
+                f"registration must close after it opens: {_when(reg_closes)} is not after"
+                f" registration_opens_at {_when(reg_opens)}",
+            )
+        )
+    if draw_at < reg_closes:
+        problems.append(
+            Problem(
+                (*loc, "draw_at"),
+                f"the draw ({_when(draw_at)}) must not be before registration closes"
+                f" ({_when(reg_closes)})",
+            )
+        )
+    if not opens_at <= draw_at < closes_at:
+        problems.append(
+            Problem(
+                (*loc, "draw_at"),
+                f"the draw ({_when(draw_at)}) must be inside the round's window"
+                f" ({_when(opens_at)} to {_when(closes_at)}): its vouchers are issued then",
+            )
+        )
+    week, campaign = lottery.max_wins_per_week, lottery.max_wins_per_campaign
+    if week is not None and campaign is not None and campaign < week:
+        problems.append(
+            Problem(
+                (*loc, "max_wins_per_week"),
+                f"allows {week} win(s) a week but max_wins_per_campaign allows only {campaign}",
+            )
+        )
+    return problems
 
 
 def _validity(loc: Loc, validity: ValidityFile, opens_at: datetime) -> list[Problem]:
@@ -159,6 +235,34 @@ def _voucher_type(loc: Loc, vtype: TypeFile, categories: set[str]) -> list[Probl
             )
         )
     return problems
+
+
+def _quotas(loc: Loc, vtype: TypeFile, issuance: IssuanceMode) -> list[Problem]:
+    """The assisted reserve and the district split must fit in the count, exactly for districts."""
+    assisted = vtype.assisted or 0
+    if issuance is IssuanceMode.LOTTERY and (assisted or vtype.districts):
+        key = "assisted" if assisted else "districts"
+        return [Problem((*loc, key), "a lottery round's types cannot have quotas (yet)")]
+    if assisted >= vtype.count:
+        return [
+            Problem(
+                (*loc, "assisted"),
+                f"reserves {assisted:,} of {vtype.count:,} vouchers for the assisted channel:"
+                " leave some for the app",
+            )
+        ]
+    if vtype.districts is None:
+        return []
+    split, rest = sum(vtype.districts.values()), vtype.count - assisted
+    if split == rest:
+        return []
+    return [
+        Problem(
+            (*loc, "districts"),
+            f"the districts add up to {split:,} vouchers, but the type has {rest:,} to split"
+            f" (count {vtype.count:,} less {assisted:,} assisted)",
+        )
+    ]
 
 
 def _unknown_category(loc: Loc, category: str, categories: set[str]) -> Problem:

@@ -91,7 +91,36 @@ def _round_header(rnd: RoundSummary) -> Text:
         f"  last usable day  {rnd.last_usable_day:%Y-%m-%d}\n"
         f"  limits           per person: {limits.per_type} per type,"
         f" {per_category} per category, {per_round} per round\n"
-        f"  stated totals    {stated}"
+        f"  stated totals    {stated}" + _issuance_lines(rnd)
+    )
+
+
+def _issuance_lines(rnd: RoundSummary) -> str:
+    household = rnd.limits.per_household
+    lines = "" if household is None else f"\n  per household    {household} per round"
+    for t in rnd.types:
+        if t.assisted or t.districts:
+            shares = [f"{t.assisted:,} assisted"] if t.assisted else []
+            shares += [f"{n:,} {district}" for district, n in t.districts]
+            lines += f"\n  quota            {t.type_id}: " + ", ".join(shares)
+    room = rnd.waiting_room
+    if room is not None:
+        lines += (
+            f"\n  waiting room     opens {int(room.opens_before.total_seconds()) // 60} min before;"
+            f" random order at the opening second, then first come; admits"
+            f" {room.admit_per_second:,}/s; tokens live {int(room.token_ttl.total_seconds())} s"
+        )
+    lottery = rnd.lottery
+    if lottery is None:
+        return lines + f"\n  issuance         {rnd.issuance}"
+    week = lottery.max_wins_per_week or "no cap"
+    whole = lottery.max_wins_per_campaign or "no cap"
+    return lines + (
+        "\n  issuance         lottery (one voucher a win; draw re-runnable: xfq lottery verify)"
+        f"\n  registration     {lottery.registration_opens_at:%Y-%m-%d %H:%M:%S} to"
+        f" {lottery.registration_closes_at:%Y-%m-%d %H:%M:%S} (exclusive)"
+        f"\n  draw at          {lottery.draw_at:%Y-%m-%d %H:%M:%S}"
+        f"\n  wins per person  {week} a week, {whole} per campaign (across lottery rounds)"
     )
 
 

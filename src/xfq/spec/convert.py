@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from xfq.domain.campaign import (
     Campaign,
     Category,
     CheckoutRules,
+    LotteryRules,
     PersonLimits,
     RefundPolicy,
     RolloverPolicy,
@@ -19,7 +20,16 @@ from xfq.domain.campaign import (
 )
 from xfq.domain.eligibility import Eligibility
 from xfq.domain.money import yuan_to_fen
-from xfq.spec.model import CampaignFile, LimitsFile, RoundFile, StatedFile, TypeFile
+from xfq.domain.waiting_room import WaitingRoomRules
+from xfq.spec.model import (
+    CampaignFile,
+    LimitsFile,
+    LotteryFile,
+    RoundFile,
+    StatedFile,
+    TypeFile,
+    WaitingRoomFile,
+)
 
 
 def as_aware(moment: datetime, tz: tzinfo) -> datetime:
@@ -80,6 +90,26 @@ def _round(rnd: RoundFile, tz: tzinfo) -> Round:
         types=tuple(_voucher_type(t, rnd) for t in rnd.types),
         stated_total=stated_total,
         stated_by_category={key: _stated(value) for key, value in rnd.stated.items()},
+        lottery=None if rnd.lottery is None else _lottery(rnd.lottery, tz),
+        waiting_room=None if rnd.waiting_room is None else _waiting_room(rnd.waiting_room),
+    )
+
+
+def _waiting_room(room: WaitingRoomFile) -> WaitingRoomRules:
+    return WaitingRoomRules(
+        opens_before=timedelta(minutes=room.opens_before_minutes),
+        admit_per_second=room.admit_per_second,
+        token_ttl=timedelta(seconds=room.token_ttl_seconds),
+    )
+
+
+def _lottery(lottery: LotteryFile, tz: tzinfo) -> LotteryRules:
+    return LotteryRules(
+        registration_opens_at=as_aware(lottery.registration_opens_at, tz),
+        registration_closes_at=as_aware(lottery.registration_closes_at, tz),
+        draw_at=as_aware(lottery.draw_at, tz),
+        max_wins_per_week=lottery.max_wins_per_week,
+        max_wins_per_campaign=lottery.max_wins_per_campaign,
     )
 
 
@@ -88,6 +118,7 @@ def _limits(limits: LimitsFile) -> PersonLimits:
         per_type=limits.per_type,
         per_category=limits.per_category,
         per_round=limits.per_round,
+        per_household=limits.per_household,
     )
 
 
@@ -105,4 +136,6 @@ def _voucher_type(vtype: TypeFile, rnd: RoundFile) -> VoucherType:
         count=vtype.count,
         per_person=vtype.per_person or rnd.limits.per_type,
         channel=vtype.channel,
+        assisted=vtype.assisted or 0,
+        districts=tuple(sorted((vtype.districts or {}).items())),
     )

@@ -116,6 +116,21 @@ class LimitsFile(_Strict):
     per_type: PerPerson
     per_category: PerPerson | None = None
     per_round: PerPerson | None = None
+    per_household: PerPerson | None = None  # the round's vouchers across a declared household
+
+
+class WaitingRoomFile(_Strict):
+    opens_before_minutes: Annotated[int, Field(ge=1, le=240)]
+    admit_per_second: Annotated[int, Field(ge=1, le=1_000_000)]
+    token_ttl_seconds: Annotated[int, Field(ge=5, le=3_600)] = 60
+
+
+class LotteryFile(_Strict):
+    registration_opens_at: datetime
+    registration_closes_at: datetime
+    draw_at: datetime
+    max_wins_per_week: PerPerson | None = None
+    max_wins_per_campaign: PerPerson | None = None
 
 
 class EligibilityFile(_Strict):
@@ -136,6 +151,8 @@ class TypeFile(_Strict):
     count: Count
     per_person: PerPerson | None = None
     channel: Id = "app"
+    assisted: Count | None = None  # reserved for staff claiming at service desks
+    districts: dict[Id, Count] | None = Field(default=None, max_length=100)  # split of the rest
 
 
 class RoundFile(_Strict):
@@ -150,6 +167,8 @@ class RoundFile(_Strict):
     voucher_count: Count | None = None
     limits: LimitsFile
     eligibility: EligibilityFile
+    lottery: LotteryFile | None = None  # required when issuance = "lottery"
+    waiting_room: WaitingRoomFile | None = None  # grab rounds only
     stated: dict[str, StatedFile] = Field(default_factory=dict, max_length=100)
     types: list[TypeFile] = Field(min_length=1, max_length=1_000)
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from xfq.domain.campaign import Campaign, PersonLimits, Round, VoucherType
+from xfq.domain.campaign import Campaign, LotteryRules, PersonLimits, Round, VoucherType
 from xfq.domain.money import format_yuan
+from xfq.domain.waiting_room import WaitingRoomRules
 from xfq.spec.display import yuan_text
 
 Row = tuple[str, str, str, str, str]
@@ -27,6 +28,8 @@ class TypeLine:
     discount_fen: int
     count: int
     value_fen: int
+    assisted: int = 0
+    districts: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ class RoundSummary:
     count: int
     value_fen: int
     stated: tuple[str, ...]  # which published totals were checked: "round", category ids
+    issuance: str = "grab"
+    lottery: LotteryRules | None = None
+    waiting_room: WaitingRoomRules | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,9 @@ def _round(campaign: Campaign, rnd: Round) -> RoundSummary:
         count=rnd.count,
         value_fen=rnd.budget_fen,
         stated=stated + tuple(rnd.stated_by_category),
+        issuance=str(rnd.issuance),
+        lottery=rnd.lottery,
+        waiting_room=rnd.waiting_room,
     )
 
 
@@ -103,6 +112,8 @@ def _type_line(vtype: VoucherType) -> TypeLine:
         discount_fen=vtype.discount_fen,
         count=vtype.count,
         value_fen=vtype.value_fen,
+        assisted=vtype.assisted,
+        districts=vtype.districts,
     )
 
 
@@ -167,6 +178,16 @@ def _round_json(rs: RoundSummary) -> dict[str, Any]:
             "per_type": limits.per_type,
             "per_category": limits.per_category,
             "per_round": limits.per_round,
+            "per_household": limits.per_household,
+        },
+        "issuance": rs.issuance,
+        "lottery": _lottery_json(rs.lottery),
+        "waiting_room": None
+        if rs.waiting_room is None
+        else {
+            "opens_before_minutes": int(rs.waiting_room.opens_before.total_seconds()) // 60,
+            "admit_per_second": rs.waiting_room.admit_per_second,
+            "token_ttl_seconds": int(rs.waiting_room.token_ttl.total_seconds()),
         },
         "count": rs.count,
         **_money("value", rs.value_fen),
@@ -179,8 +200,22 @@ def _round_json(rs: RoundSummary) -> dict[str, Any]:
     }
 
 
+def _lottery_json(lottery: LotteryRules | None) -> dict[str, Any] | None:
+    if lottery is None:
+        return None
+    return {
+        "registration_opens_at": lottery.registration_opens_at.isoformat(),
+        "registration_closes_at": lottery.registration_closes_at.isoformat(),
+        "draw_at": lottery.draw_at.isoformat(),
+        "max_wins_per_week": lottery.max_wins_per_week,
+        "max_wins_per_campaign": lottery.max_wins_per_campaign,
+    }
+
+
 def _type_json(line: TypeLine) -> dict[str, Any]:
     return {
+        "assisted": line.assisted,
+        "districts": dict(line.districts),
         "id": line.type_id,
         "category": line.category,
         "label": line.label,

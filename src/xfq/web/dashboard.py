@@ -20,11 +20,13 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 
+from xfq.adapters.sql.lottery import SqlLotteryStore
 from xfq.api.auth.tokens import Role
 from xfq.api.claiming import ClaimStats
 from xfq.bootstrap import Container
 from xfq.domain.campaign import Campaign
 from xfq.domain.claim import ClaimCode
+from xfq.ports import LotteryState
 from xfq.web.common import (
     OPERATOR_COOKIE,
     SECURITY_HEADERS,
@@ -159,6 +161,34 @@ def type_rows(t: Translator, campaign: Campaign, remaining: dict[str, int]) -> l
     ]
 
 
+def fair_notes(
+    t: Translator, campaign: Campaign, lotteries: dict[str, LotteryState]
+) -> dict[str, list[str]]:
+    """Per round: how it is issued fairly (lottery and its published hashes, waiting room,
+    household cap, quotas), as short lines for the rounds table."""
+    notes: dict[str, list[str]] = {}
+    for r in campaign.rounds:
+        lines = []
+        if r.lottery is not None:
+            draw_at = r.lottery.draw_at.astimezone(campaign.tz).strftime("%Y-%m-%d %H:%M")
+            lines.append(f"{t('fair_lottery')} · {t('fair_draw_at')} {draw_at}")
+            state = lotteries.get(r.id)
+            if state is not None:
+                lines.append(f"{t('fair_registered')} {state.registrations:,}")
+                lines.append(f"seed SHA-256 {state.seed_sha256}")
+                if state.registrations_sha256 is not None:
+                    lines.append(f"list SHA-256 {state.registrations_sha256}")
+        if r.waiting_room is not None:
+            lines.append(f"{t('fair_waiting_room')} · {r.waiting_room.admit_per_second:,}/s")
+        if r.limits.per_household is not None:
+            lines.append(f"{t('fair_household')} {r.limits.per_household}")
+        quotas = [vt.id for vt in r.types if vt.assisted or vt.districts]
+        if quotas:
+            lines.append(f"{t('fair_quotas')}: {', '.join(quotas)}")
+        notes[r.id] = lines
+    return notes
+
+
 def round_rows(campaign: Campaign, now: datetime) -> list[dict[str, str]]:
     def state(opens_at: datetime, closes_at: datetime) -> str:
         return "planned" if now < opens_at else ("open" if now < closes_at else "closed")
@@ -196,6 +226,12 @@ def day_rows(t: Translator, container: Container, campaign: Campaign) -> list[Da
     ]
 
 
+def _lottery_states(container: Container, campaign: Campaign) -> dict[str, LotteryState]:
+    store = SqlLotteryStore(container.ledger.engine)
+    states = {r.id: store.state(r.id) for r in campaign.rounds if r.lottery is not None}
+    return {round_id: s for round_id, s in states.items() if s is not None}
+
+
 async def _dashboard(
     request: Request,
     role: Role,
@@ -215,6 +251,7 @@ async def _dashboard(
         "numbers": numbers,
         "types": type_rows(t, campaign, numbers["remaining"]),
         "rounds": round_rows(campaign, container.clock.now()),
+        "fair": fair_notes(t, campaign, _lottery_states(container, campaign)),
         "days": await asyncio.to_thread(day_rows, t, container, campaign),
         "merchants": container.ledger.merchants(),
         "categories": [(c.id, category_name(t, campaign, c.id)) for c in campaign.categories],

@@ -18,9 +18,11 @@ from typing import IO
 
 from xfq.adapters.sql.ledger import SqlLedger
 from xfq.adapters.sql.times import EPOCH
-from xfq.domain.campaign import Campaign, Round, VoucherType
+from xfq.domain.campaign import Campaign, IssuanceMode, Round, VoucherType
 from xfq.domain.claim import ISSUE, ClaimCode, PersonCounts, decide_claim
+from xfq.domain.eligibility import Citizen
 from xfq.domain.errors import StorageUnavailable, UnknownObject, XfqError
+from xfq.domain.quota import assisted_pool, district_pool, pools_of, type_of_pool
 from xfq.domain.voucher import Voucher, VoucherState
 from xfq.ports import ClaimAnswer, ClaimRequest, IdSource, Reply
 
@@ -39,6 +41,16 @@ class _Claim:
     waiting: list[Reply] = field(default_factory=list)  # repeats that came while in flight
     voucher: Voucher | None = None
     remaining: int = 0
+    pool: str | None = None  # the quota it was taken from, when not the type's own stock
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """What a claim checks beyond a plain grab: a household cap, a quota pool."""
+
+    household_cap: int | None
+    districted: bool  # the type's app stock is split by district
+    pool: str | None = None  # a channel's reserve (the assisted channel)
 
 
 class EmbeddedClaimEngine:
@@ -52,12 +64,20 @@ class EmbeddedClaimEngine:
         self._ids = ids
         self._lock_file = _take_lock(lock_path) if lock_path is not None else None
         self._lock = threading.Lock()
-        self._remaining = {t.id: t.count for r in campaign.rounds for t in r.types}
+        # Stock by pool: a type's own id, plus its quota pools (domain/quota.py) if any.
+        self._remaining = {
+            pool: n for r in campaign.rounds for t in r.types for pool, n in pools_of(t).items()
+        }
+        self._pools = {t.id: list(pools_of(t)) for r in campaign.rounds for t in r.types}
         # Plain dicts read with .get: a Counter's missing key costs a Python-level call.
         self._of_type: dict[tuple[str, str], int] = {}
         self._of_category: dict[tuple[str, str, str], int] = {}
         self._of_round: dict[tuple[str, str], int] = {}
         self._claims: dict[tuple[str, str], _Claim] = {}
+        # Households: member -> head, and vouchers of a round held across a household.
+        self._household_of: dict[str, str] = {}
+        self._of_household: dict[tuple[str, str], int] = {}
+        self._grab_types = _grab_types(campaign)
         self._closed = False
         self._last_window: tuple[object, tuple[datetime, datetime]] = (None, (EPOCH, EPOCH))
         self._rebuild()
@@ -65,9 +85,15 @@ class EmbeddedClaimEngine:
     def _rebuild(self) -> None:
         for type_id, extra in self._ledger.rolled_counts().items():
             self._remaining[type_id] += extra  # rolled over from an earlier round
+        self._household_of = self._ledger.households()
+        pools = self._ledger.voucher_pools()
         for voucher, claim_key in self._ledger.issued_vouchers():
             rnd, vtype = self._campaign.voucher_type(voucher.type_id)
+            pool = pools.get(voucher.id)
+            if pool is not None:
+                self._move(voucher.type_id, pool, +1)
             self._count(rnd, vtype, voucher.person_id, +1)
+            self._count_household(rnd, voucher.person_id, +1)
             answer = ClaimAnswer(ClaimCode.ISSUED, voucher=voucher)
             self._claims[(voucher.person_id, claim_key)] = _Claim(voucher.type_id, answer)
 
@@ -81,8 +107,21 @@ class EmbeddedClaimEngine:
         assert self._remaining[vtype.id] >= 0, f"oversold {vtype.id}"
 
     def remaining(self, type_id: str) -> int:
+        """What is left of a type, over all its pools."""
         with self._lock:
-            return self._remaining[type_id]
+            return sum(self._remaining[pool] for pool in self._pools[type_id])
+
+    def pool_stock(self) -> dict[str, int]:
+        """What is left in each pool: `type`, `type#assisted`, `type@district`."""
+        with self._lock:
+            return dict(self._remaining)
+
+    def _move(self, type_id: str, pool: str, step: int) -> None:
+        """Take `step` from `pool` instead of the type's own stock (`_count` takes from that)."""
+        if pool != type_id:
+            self._remaining[type_id] += step
+            self._remaining[pool] -= step
+            assert self._remaining[pool] >= 0, f"oversold {pool}"
 
     def replace_campaign(self, campaign: Campaign) -> None:
         """Decide from now on by `campaign`: the same voucher types, other claim windows."""
@@ -92,6 +131,44 @@ class EmbeddedClaimEngine:
             if same != known:
                 raise XfqError("a running engine can change claim windows, not voucher types")
             self._campaign = campaign
+            self._grab_types = _grab_types(campaign)
+
+    def join_household(self, head_id: str, members: list[str]) -> None:
+        """Count `members` (recorded in the ledger first) in `head_id`'s household from now on;
+        vouchers they already hold count towards its caps."""
+        with self._lock:
+            for member in members:
+                if self._household_of.get(member) == head_id:
+                    continue
+                assert member not in self._household_of, (member, head_id)
+                self._household_of[member] = head_id
+                for rnd in self._campaign.rounds:
+                    held = self._of_round.get((member, rnd.id), 0)
+                    if held and rnd.limits.per_household is not None:
+                        key = (head_id, rnd.id)
+                        self._of_household[key] = self._of_household.get(key, 0) + held
+
+    def household_held(self, head_id: str, round_id: str) -> int:
+        with self._lock:
+            return self._of_household.get((head_id, round_id), 0)
+
+    def note_issued(self, vouchers: list[tuple[Voucher, str]]) -> None:
+        """Count vouchers another path (a lottery draw) wrote to the ledger, with their keys."""
+        with self._lock:
+            for voucher, key in vouchers:
+                if (voucher.person_id, key) in self._claims:
+                    continue  # counted already (a draw resumed after a restart)
+                rnd, vtype = self._campaign.voucher_type(voucher.type_id)
+                self._count(rnd, vtype, voucher.person_id, +1)
+                self._count_household(rnd, voucher.person_id, +1)
+                answer = ClaimAnswer(ClaimCode.ISSUED, voucher=voucher)
+                self._claims[(voucher.person_id, key)] = _Claim(vtype.id, answer)
+
+    def _count_household(self, rnd: Round, person_id: str, step: int) -> None:
+        head = self._household_of.get(person_id)
+        if head is not None and rnd.limits.per_household is not None:
+            key = (head, rnd.id)
+            self._of_household[key] = self._of_household.get(key, 0) + step
 
     def add_stock(self, type_id: str, count: int) -> None:
         """More vouchers of a type, recorded in the ledger first (a rollover into its round)."""
@@ -101,34 +178,81 @@ class EmbeddedClaimEngine:
 
     def stock(self) -> dict[str, int]:
         """Remaining count of every voucher type, as one consistent snapshot."""
+        totals: dict[str, int] = {}
         with self._lock:
-            return dict(self._remaining)
+            for pool, n in self._remaining.items():
+                type_id = type_of_pool(pool)
+                totals[type_id] = totals.get(type_id, 0) + n
+        return totals
 
     def submit(self, request: ClaimRequest, now: datetime, reply: Reply) -> None:
-        try:
-            rnd, vtype = self._campaign.voucher_type(request.type_id)
-        except UnknownObject as error:
-            reply(ClaimAnswer(ClaimCode.UNKNOWN_TYPE, str(error)))
+        found = self._grab_types.get(request.type_id)
+        if found is None:
+            reply(self._not_grabbed(request.type_id))
             return
+        rnd, vtype, rules = found
         with self._lock:
-            admitted = self._admit(request, rnd, vtype, now, reply)
+            admitted = self._admit(request, rnd, vtype, rules, now, reply)
         if admitted is None:
             return  # the first claim of this key is in flight; `reply` is answered with it
         if not isinstance(admitted, _Claim):
             reply(admitted)
             return
-        voucher, key = admitted.voucher, request.idempotency_key
+        self._record(admitted, rnd, vtype, request.idempotency_key)
+
+    def submit_assisted(self, request: ClaimRequest, now: datetime, reply: Reply) -> None:
+        """A claim by staff at a service desk for `request.citizen`, from the type's reserve."""
+        found = self._grab_types.get(request.type_id)
+        if found is None:
+            reply(self._not_grabbed(request.type_id))
+            return
+        rnd, vtype, rules = found
+        if not vtype.assisted:
+            reason = f"{vtype.label} has no reserve for the assisted channel"
+            reply(ClaimAnswer(ClaimCode.NOT_ELIGIBLE, reason))
+            return
+        cap = None if rules is None else rules.household_cap
+        assisted = _Rules(cap, districted=False, pool=assisted_pool(vtype.id))
+        with self._lock:
+            admitted = self._admit(request, rnd, vtype, assisted, now, reply)
+        if admitted is None:
+            return
+        if not isinstance(admitted, _Claim):
+            reply(admitted)
+            return
+        self._record(admitted, rnd, vtype, request.idempotency_key)
+
+    def _record(self, admitted: _Claim, rnd: Round, vtype: VoucherType, key: str) -> None:
+        """Hand an admitted claim to the ledger's writer; it is answered after the commit."""
+        voucher = admitted.voucher
         assert voucher is not None
         done = functools.partial(
             self._settle, admitted, rnd, vtype, voucher, key, admitted.remaining
         )
         try:
-            self._ledger.append_voucher(voucher, key, done)
+            self._ledger.append_voucher(voucher, key, done, admitted.pool)
         except Exception as error:  # the writer refused it: the claim never happened
             self._undo(admitted, rnd, vtype, voucher, key, error)
 
+    def _not_grabbed(self, type_id: str) -> ClaimAnswer:
+        try:
+            rnd, vtype = self._campaign.voucher_type(type_id)
+        except UnknownObject as error:
+            return ClaimAnswer(ClaimCode.UNKNOWN_TYPE, str(error))
+        return ClaimAnswer(
+            ClaimCode.NOT_ELIGIBLE,
+            f"{vtype.label} of round {rnd.id} is given by {rnd.issuance}, not grabbed:"
+            " register for its draw instead",
+        )
+
     def _admit(
-        self, request: ClaimRequest, rnd: Round, vtype: VoucherType, now: datetime, reply: Reply
+        self,
+        request: ClaimRequest,
+        rnd: Round,
+        vtype: VoucherType,
+        rules: _Rules | None,
+        now: datetime,
+        reply: Reply,
     ) -> ClaimAnswer | BaseException | _Claim | None:
         """Under the lock: an answer to give now, a new in-flight claim, or None (queued)."""
         if self._closed:  # a successor may hold the lock file and decide: this one must not
@@ -137,6 +261,8 @@ class EmbeddedClaimEngine:
         prior = self._claims.get((person, key))
         if prior is not None:
             return self._repeat(prior, request.type_id, reply)
+        if rules is not None:  # only rounds and types with more rules pay for them
+            return self._admit_with_rules(request, rnd, vtype, rules, now, reply)
         answer = self._decide(request, rnd, vtype, now)
         if answer is not None:
             return answer
@@ -164,6 +290,76 @@ class EmbeddedClaimEngine:
         if decision is not ISSUE:
             return ClaimAnswer(decision.code, decision.reason, None, remaining)
         self._count(rnd, vtype, person, +1)
+        return None
+
+    def _admit_with_rules(
+        self,
+        request: ClaimRequest,
+        rnd: Round,
+        vtype: VoucherType,
+        rules: _Rules,
+        now: datetime,
+        reply: Reply,
+    ) -> ClaimAnswer | _Claim:
+        """`_admit` for a claim from a quota pool or under a household cap."""
+        pool = self._pool_for(request.citizen, vtype, rules)
+        if isinstance(pool, ClaimAnswer):
+            return pool
+        person = request.citizen.person_id
+        counts = PersonCounts(
+            self._of_type.get((person, vtype.id), 0),
+            self._of_category.get((person, rnd.id, vtype.category), 0),
+            self._of_round.get((person, rnd.id), 0),
+        )
+        remaining = self._remaining[pool]
+        decision = decide_claim(rnd, vtype, request.citizen, now, remaining, counts)
+        if decision is not ISSUE:
+            return ClaimAnswer(decision.code, decision.reason, None, remaining)
+        if rules.household_cap is not None:
+            full = self._household_full(rnd, person, rules.household_cap, remaining)
+            if full is not None:
+                return full
+        self._move(vtype.id, pool, +1)
+        self._count(rnd, vtype, person, +1)
+        claim = _Claim(
+            vtype.id,
+            first_reply=reply,
+            voucher=self._new_voucher(rnd, vtype, person, now),
+            remaining=self._remaining[pool],
+            pool=None if pool == vtype.id else pool,
+        )
+        self._claims[(person, request.idempotency_key)] = claim
+        return claim
+
+    def _pool_for(self, citizen: Citizen, vtype: VoucherType, rules: _Rules) -> str | ClaimAnswer:
+        if rules.pool is not None:
+            return rules.pool
+        if not rules.districted:
+            return vtype.id
+        if citizen.district is None:
+            reason = f"{vtype.label} is shared out by district; no district is known for you"
+            return ClaimAnswer(ClaimCode.NOT_ELIGIBLE, reason)
+        pool = district_pool(vtype.id, citizen.district)
+        if pool not in self._remaining:
+            reason = f"{vtype.label} has no quota for district {citizen.district!r}"
+            return ClaimAnswer(ClaimCode.NOT_ELIGIBLE, reason)
+        if self._remaining[pool] == 0 and self._remaining[vtype.id] > 0:
+            return vtype.id  # rolled-over stock (the type's own) is shared by its districts
+        return pool
+
+    def _household_full(
+        self, rnd: Round, person: str, cap: int, remaining: int
+    ) -> ClaimAnswer | None:
+        """Refuse past the household's cap; else count the claim for the household."""
+        head = self._household_of.get(person)
+        if head is None:
+            return None
+        key = (head, rnd.id)
+        held = self._of_household.get(key, 0)
+        if held >= cap:
+            reason = f"at most {cap} voucher(s) of round {rnd.id} per household"
+            return ClaimAnswer(ClaimCode.LIMIT_REACHED, reason, None, remaining)
+        self._of_household[key] = held + 1
         return None
 
     @staticmethod
@@ -245,6 +441,9 @@ class EmbeddedClaimEngine:
         failure = StorageUnavailable(f"claim not recorded: {error}")
         with self._lock:
             self._count(rnd, vtype, voucher.person_id, -1)
+            if claim.pool is not None:
+                self._move(vtype.id, claim.pool, -1)
+            self._count_household(rnd, voucher.person_id, -1)
             del self._claims[(voucher.person_id, key)]
             replies = [r for r in (claim.first_reply, *claim.waiting) if r is not None]
             claim.first_reply, claim.waiting = None, []
@@ -257,6 +456,21 @@ class EmbeddedClaimEngine:
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
+
+
+def _grab_types(campaign: Campaign) -> dict[str, tuple[Round, VoucherType, _Rules | None]]:
+    """Types a claim may take at the grab, with their further rules (None: a plain grab)."""
+    return {
+        t.id: (r, t, _rules(r, t))
+        for r in campaign.rounds
+        if r.issuance is IssuanceMode.GRAB
+        for t in r.types
+    }
+
+
+def _rules(rnd: Round, vtype: VoucherType) -> _Rules | None:
+    cap, districted = rnd.limits.per_household, bool(vtype.districts)
+    return None if cap is None and not districted else _Rules(cap, districted)
 
 
 def _take_lock(path: Path) -> IO[str]:

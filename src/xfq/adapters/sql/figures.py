@@ -84,7 +84,14 @@ def gather(
             unique_keys=_unique_keys(c),
             rolled_in=_rolled_in(c),
             settlement_owed_fen=settled,
+            pool_issued={row[0]: int(row[1]) for row in q(_POOLS)},
+            household_held=[(row[0], row[1], int(row[2])) for row in q(_HOUSEHOLDS)],
         )
+
+
+_POOLS = "SELECT pool, count(*) FROM voucher_pools GROUP BY pool"
+_HOUSEHOLDS = """SELECT h.head_id, v.round_id, count(*) FROM vouchers v
+JOIN household_members h ON h.person_id = v.person_id GROUP BY h.head_id, v.round_id"""
 
 
 _ROLLED_IN = """SELECT into_type_id, sum(added_count) FROM rollovers

@@ -78,11 +78,19 @@ class SqlLedger:
     def send(self, unit: Callable[[LedgerTx], T], done: Done) -> None:
         self._writer.enqueue(unit, done)
 
-    def append_voucher(self, voucher: Voucher, claim_key: str, done: Done) -> None:
-        """Record an issued voucher and its `issue` event; `done` is called once durable."""
+    def append_voucher(
+        self, voucher: Voucher, claim_key: str, done: Done, pool: str | None = None
+    ) -> None:
+        """Record an issued voucher and its `issue` event; `done` is called once durable.
+
+        `pool`: the quota it was taken from (domain/quota.py), when not the type's own stock.
+        """
         row = voucher_row(voucher, claim_key)
         event = issue_event_row(voucher, claim_key, row["issued_at_us"])
-        self._writer.enqueue(Rows({"vouchers": row, "voucher_events": event}), done)
+        rows = {"vouchers": row, "voucher_events": event}
+        if pool is not None:
+            rows["voucher_pools"] = {"voucher_id": voucher.id, "pool": pool}
+        self._writer.enqueue(Rows(rows), done)
 
     def pending_writes(self) -> int:
         return self._writer.pending()
@@ -269,6 +277,18 @@ class SqlLedger:
         with self._connect() as c:
             for row in c.execution_options(yield_per=10_000).execute(query):
                 yield voucher_of_row(tuple(row)), row.claim_key
+
+    def voucher_pools(self) -> dict[str, str]:
+        """Voucher id -> the quota pool it came from, for vouchers not from a type's own stock."""
+        p = tables.voucher_pools
+        with self._connect() as c:
+            return {row[0]: row[1] for row in c.execute(sa.select(p.c.voucher_id, p.c.pool))}
+
+    def households(self) -> dict[str, str]:
+        """Member -> head of every declared household (for the engine's household caps)."""
+        h = tables.household_members
+        with self._connect() as c:
+            return {row[0]: row[1] for row in c.execute(sa.select(h.c.person_id, h.c.head_id))}
 
     def issued_claims(self) -> Iterator[tuple[str, str, str, str, str]]:
         """(voucher id, type id, person id, claim key, state) of every voucher, for a restart."""

@@ -22,6 +22,7 @@ from xfq.adapters.sql.tables import (
     refunds,
     round_windows,
     voucher_events,
+    voucher_pools,
     vouchers,
 )
 
@@ -157,7 +158,7 @@ def _named_params(stmt: ClauseElement) -> set[str]:
     return {k for k, bind in compiled.binds.items() if not bind.unique}
 
 
-_TABLES = {t.name: t for t in (vouchers, voucher_events, redemptions, refunds)}
+_TABLES = {t.name: t for t in (vouchers, voucher_events, voucher_pools, redemptions, refunds)}
 MAX_ROWS_PER_INSERT = 500  # SQLite allows 32,766 parameters per statement
 
 

@@ -234,3 +234,47 @@ locations = sa.Table(
     sa.Column("lat_e6", sa.Integer, nullable=False),
     sa.Column("lon_e6", sa.Integer, nullable=False),
 )
+
+# A lottery round's published commitments (domain/lottery.py): the seed is kept secret until
+# the draw; once drawn, `draw_json` is the published draw file and never changes.
+lottery_rounds = sa.Table(
+    "lottery_rounds",
+    metadata,
+    sa.Column("round_id", sa.String(64), primary_key=True),
+    sa.Column("seed_hex", sa.String(64), nullable=False),
+    sa.Column("seed_sha256", sa.String(64), nullable=False),
+    sa.Column("committed_at_us", sa.BigInteger, nullable=False),
+    sa.Column("committed_by", sa.String(64), nullable=False),
+    sa.Column("frozen_at_us", sa.BigInteger, nullable=True),
+    sa.Column("registrations_sha256", sa.String(64), nullable=True),
+    sa.Column("drawn_at_us", sa.BigInteger, nullable=True),
+    sa.Column("draw_json", sa.Text, nullable=True),
+)
+
+lottery_registrations = sa.Table(
+    "lottery_registrations",
+    metadata,
+    sa.Column("round_id", sa.String(64), primary_key=True),
+    sa.Column("person_id", sa.String(64), primary_key=True),
+    sa.Column("type_id", sa.String(64), primary_key=True),
+    sa.Column("registered_at_us", sa.BigInteger, nullable=False),
+)
+
+# Household wallets: each member (the head included) belongs to one household, named by its head.
+household_members = sa.Table(
+    "household_members",
+    metadata,
+    sa.Column("person_id", sa.String(64), primary_key=True),
+    sa.Column("head_id", sa.String(64), nullable=False),
+    sa.Column("declared_at_us", sa.BigInteger, nullable=False),
+    sa.Index("ix_household_members_head", "head_id"),
+)
+
+# The quota pool (assisted reserve, a district's share) a voucher was taken from; written with
+# the voucher in the same commit. Vouchers from a type's own stock have no row.
+voucher_pools = sa.Table(
+    "voucher_pools",
+    metadata,
+    sa.Column("voucher_id", sa.String(32), primary_key=True),
+    sa.Column("pool", sa.String(160), nullable=False),
+)

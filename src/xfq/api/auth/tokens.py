@@ -88,6 +88,7 @@ class Role(StrEnum):
     MERCHANT = "merchant"
     OPERATOR = "operator"
     AUDITOR = "auditor"
+    DESK = "desk"  # staff at a service desk or bank counter: claim for a person after an ID check
 
 
 _ROLES = frozenset(r.value for r in Role)
