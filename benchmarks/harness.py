@@ -73,14 +73,21 @@ def server(
     env: dict[str, str] | None = None,
     cwd: Path = ROOT,
 ) -> Iterator[subprocess.Popen[bytes]]:
+    CACHE.mkdir(exist_ok=True)
+    log = (CACHE / f"server-{port}.log").open("wb")  # the servers' own logs, out of the table
     process = subprocess.Popen(
-        list(command), env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, cwd=cwd
+        list(command),
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        cwd=cwd,
     )
     try:
         wait_listening(process, port, what)
         yield process
     finally:
         stop(process)
+        log.close()
 
 
 # --- the benchmark's identity provider -------------------------------------------------------

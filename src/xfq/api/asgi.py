@@ -7,8 +7,10 @@ in one process only (its lock file refuses a second).
 
 from __future__ import annotations
 
-import atexit
+import ctypes
 import logging.config
+import signal
+from collections.abc import Callable
 from typing import Any
 
 from xfq.api.app import create_app
@@ -17,8 +19,11 @@ from xfq.bootstrap import build
 from xfq.config import Settings
 from xfq.housekeeping import Housekeeper
 
+_PR_SET_PDEATHSIG = 1
+
 
 def create() -> Any:
+    _end_with_parent()
     logging.config.dictConfig(log_config())
     container = build(Settings())
     # Every worker runs the jobs: expiry is idempotent and a rollover is recorded once in the
@@ -30,5 +35,32 @@ def create() -> Any:
         jobs.stop()
         container.close()
 
-    atexit.register(shutdown)
-    return create_app(container)
+    return _closing_on_shutdown(create_app(container), shutdown)
+
+
+def _closing_on_shutdown(app: Any, shutdown: Callable[[], None]) -> Any:
+    """Close the container when the server ends the ASGI lifespan (a clean stop)."""
+
+    async def closing(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+
+        async def sending(message: dict[str, Any]) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                shutdown()
+            await send(message)
+
+        await app(scope, receive, sending)
+
+    return closing
+
+
+def _end_with_parent() -> None:
+    """Linux: a worker gets SIGTERM when the server process that forked it dies, so no worker
+    outlives its server (granian's own stop reaches them only through the parent)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the server's own stop must do
+        pass

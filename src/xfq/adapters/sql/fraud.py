@@ -68,9 +68,6 @@ def load_input(engine: sa.Engine) -> FraudInput:
     return FraudInput(records, merchants, homes)
 
 
-_IDS_PER_STATEMENT = 500  # SQLite allows 32,766 parameters per statement
-
-
 def save_locations(engine: sa.Engine, kind: str, points: dict[str, GeoPoint]) -> None:
     """Coarse locations (rounded to 0.01 degree, about 1 km), replacing earlier ones."""
     loc = tables.locations
@@ -78,13 +75,19 @@ def save_locations(engine: sa.Engine, kind: str, points: dict[str, GeoPoint]) ->
         {"kind": kind, "id": i, "lat_e6": _coarse(p.lat_e6), "lon_e6": _coarse(p.lon_e6)}
         for i, p in points.items()
     ]
-    ids = list(points)
+    # On the driver's cursor: through Core, 120,000 rows cost ~4 s of parameter building.
+    mark = "?" if engine.dialect.name == "sqlite" else "%s"
+    table = loc.name
     with engine.begin() as c:
-        for start in range(0, len(ids), _IDS_PER_STATEMENT):
-            chunk = ids[start : start + _IDS_PER_STATEMENT]
-            c.execute(loc.delete().where(loc.c.kind == kind, loc.c.id.in_(chunk)))
-        if rows:
-            c.execute(loc.insert(), rows)
+        cursor = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.executemany(
+            f"DELETE FROM {table} WHERE kind = {mark} AND id = {mark}", [(kind, i) for i in points]
+        )
+        values = ", ".join([mark] * 4)
+        cursor.executemany(
+            f"INSERT INTO {table} (kind, id, lat_e6, lon_e6) VALUES ({values})",
+            [(r["kind"], r["id"], r["lat_e6"], r["lon_e6"]) for r in rows],
+        )
 
 
 def _coarse(e6: int) -> int:
