@@ -285,6 +285,7 @@ class Rehearsal:
     reconcile_ok: bool
     reconcile_report: str
     stock: int
+    types: int  # voucher types of the round
 
 
 def rehearse(
@@ -316,7 +317,7 @@ def rehearse(
         )
         memory = peak_rss_mb(deployment.processes[0].pid)
     ok, report = _reconcile(deployment)
-    return Rehearsal(wave, memory, ok, report, sum(t.count for t in rnd.types))
+    return Rehearsal(wave, memory, ok, report, sum(t.count for t in rnd.types), len(rnd.types))
 
 
 async def _wave(

@@ -59,7 +59,9 @@ def print_rehearsal(done: Rehearsal) -> None:
     sold = max(w.sold_out_s.values()) if w.sold_out_s else None
     table.add_row(
         "sold out",
-        f"every type by {sold:.1f} s ({len(w.sold_out_s)} types)" if sold is not None else "no",
+        f"{len(w.sold_out_s)} of {done.types} types, the last at {sold:.1f} s"
+        if sold is not None
+        else f"none of {done.types} types",
     )
     cut = " (cut by the bound)" if w.cut else ""
     table.add_row("whole wave", f"{w.wave_s:.1f} s{cut}")
