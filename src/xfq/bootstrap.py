@@ -96,7 +96,12 @@ class Container:
         from xfq.domain.fair import engine_rules_used
 
         # The Redis engine decides plain grabs only; these would be silently ignored there.
-        unsupported = engine_rules_used(campaign)
+        unsupported = engine_rules_used(campaign) + [
+            # its queue and used admissions live in one process's memory, not shared by workers
+            f"waiting room (round {r.id})"
+            for r in campaign.rounds
+            if r.waiting_room is not None
+        ]
         if unsupported:
             raise XfqError(
                 "the Redis claim engine does not enforce "

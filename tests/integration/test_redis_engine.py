@@ -396,3 +396,21 @@ def test_a_campaign_with_rules_the_redis_engine_lacks_is_refused_with_what_they_
     )
     with pytest.raises(XfqError, match=r"does not enforce household cap \(round r1\)"):
         build(settings)
+
+
+def test_a_round_with_a_waiting_room_is_refused_on_redis(
+    tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    from xfq.bootstrap import build
+    from xfq.config import Settings
+
+    spec = tmp_path / "room.toml"
+    room = "\n[rounds.waiting_room]\nopens_before_minutes = 10\nadmit_per_second = 100\n"
+    text = SPEC_TEXT.replace("\n[[rounds.types]]", room + "\n[[rounds.types]]", 1)
+    spec.write_text(text, encoding="utf-8")
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'l.db'}", spec_path=spec, redis_url=redis_server.url
+    )
+    with pytest.raises(XfqError, match=r"does not enforce waiting room \(round r1\)"):
+        build(settings)
