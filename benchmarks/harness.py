@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from xfq.rehearsal import redis_command
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CACHE = HERE / ".cache"
@@ -243,7 +245,5 @@ def redis_server(workdir: Path) -> Iterator[tuple[int, str]]:
     port = free_port()
     data = workdir / f"redis-{port}"
     data.mkdir()
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-               "--appendonly", "yes", "--appendfsync", "always", "--save", ""]  # fmt: skip
-    with server(command, port, "redis-server"):
+    with server(redis_command(port, data), port, "redis-server"):
         yield port, f"redis://127.0.0.1:{port}/0"

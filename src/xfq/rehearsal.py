@@ -178,6 +178,12 @@ class Wave:
 # --- the deployment ----------------------------------------------------------------------------
 
 
+def redis_command(port: int, data: Path) -> list[str]:
+    """A loopback redis-server that writes every command to disk before answering."""
+    return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+            "--appendonly", "yes", "--appendfsync", "always", "--save", ""]  # fmt: skip
+
+
 @dataclass
 class Deployment:
     base_port: int
@@ -196,11 +202,7 @@ def loopback_deployment(
     redis_port, port = free_port(), free_port()
     data = workdir / "redis"
     data.mkdir(parents=True, exist_ok=True)
-    redis = subprocess.Popen(
-        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--dir", str(data),
-         "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    redis = subprocess.Popen(redis_command(redis_port, data), stdout=subprocess.DEVNULL)
     trusted = idp.trusted()
     env = {
         **os.environ,
@@ -342,11 +344,7 @@ def _reconcile(deployment: Deployment) -> tuple[bool, str]:
     Redis was stopped with the servers; it is started again on its data to be checked."""
     data = deployment.ledger.parent / "redis"
     port = int(deployment.redis_url.rsplit(":", 1)[1].split("/")[0])
-    redis = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-         "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    redis = subprocess.Popen(redis_command(port, data), stdout=subprocess.DEVNULL)
     try:
         time.sleep(1.0)
         base = [sys.executable, "-m", "xfq", "reconcile", str(deployment.ledger)]
