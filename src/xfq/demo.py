@@ -19,9 +19,11 @@ from xfq.adapters.sql.figures import gather
 from xfq.adapters.sql.fraud import SqlFraudStore, save_locations
 from xfq.adapters.sql.ledger import SqlLedger
 from xfq.adapters.sql.schema import create_engine, sqlite_url
+from xfq.domain.campaign import Campaign
 from xfq.domain.errors import XfqError
-from xfq.domain.fraud import GeoPoint
+from xfq.domain.fraud import Flag, GeoPoint
 from xfq.domain.money import format_yuan
+from xfq.forked import start_forked
 from xfq.services import operations
 from xfq.services.expiry import expire
 from xfq.services.fraud import run_scan
@@ -73,11 +75,7 @@ def run_demo(
     ledger_path = workdir / "ledger.db"
     url = sqlite_url(ledger_path) if database_url is None else database_url
     clock = SimulatedClock(rnd.opens_at - timedelta(days=1))
-    ledger = SqlLedger(url)
-    if ledger.campaign_spec() is not None:
-        ledger.close()
-        raise XfqError("the demo needs an empty ledger: this database holds a campaign already")
-    ledger.install_campaign(campaign, spec_path.read_text(encoding="utf-8"), clock.now())
+    ledger = _fresh_ledger(url, campaign, spec_path, clock.now())
     ids = RandomIds()
     merchants = make_merchants(
         sorted({t.category for t in rnd.types}), merchants_per_category, seed
@@ -115,6 +113,15 @@ def run_demo(
     ledger.close()
     answers_path = workdir / "issued-answers.txt"
     answers_path.write_text("".join(f"{v.id}\n" for v in grab.issued), encoding="utf-8")
+    person_ids = [p.citizen.person_id for p in people]
+    feed_path, at = workdir / "spending.parquet", clock.now()
+    # The fraud scan and the spending feed read the closed ledger beside reconciliation.
+    scanned = start_forked(
+        lambda: (
+            scan_flags(url, at),
+            write_demo_feed(url, campaign, rnd, person_ids, feed_path, seed),
+        )
+    )
     reading = create_engine(url)
     figures = gather(reading, with_ids=True, campaign=campaign)
     reading.dispose()
@@ -122,28 +129,34 @@ def run_demo(
     types = [t for t in figures.types if t.round_id == rnd.id]
     print_summary(console, f"{campaign.name} {rnd.name}", types, grab, week)
     print_checks(console, checks)
-    print_fraud(console, url, planted.truth, clock.now())
+    flags, feed = scanned()
+    print_fraud(console, flags, planted.truth)
     shown = f"{ledger_path}[/] (SQLite)" if database_url is None else f"{_hidden(url)}[/]"
     console.print(f"Ledger: [bold]{shown}; issued answers: {answers_path}")
-    feed = write_demo_feed(
-        url,
-        campaign,
-        rnd,
-        [p.citizen.person_id for p in people],
-        workdir / "spending.parquet",
-        seed,
-    )
     print_feed_hint(console, ledger_path if database_url is None else _hidden(url), rnd.id, feed)
     return DemoOutcome(ledger_path, answers_path, grab, week, checks, planted.truth)
 
 
-def print_fraud(console: Console, ledger_url: str, truth: FraudTruth, at: datetime) -> None:
-    """The fraud scan over the demo's ledger against the fraud the demo planted."""
+def _fresh_ledger(url: str, campaign: Campaign, spec_path: Path, at: datetime) -> SqlLedger:
+    ledger = SqlLedger(url)
+    if ledger.campaign_spec() is not None:
+        ledger.close()
+        raise XfqError("the demo needs an empty ledger: this database holds a campaign already")
+    ledger.install_campaign(campaign, spec_path.read_text(encoding="utf-8"), at)
+    return ledger
+
+
+def scan_flags(ledger_url: str, at: datetime) -> list[Flag]:
+    """The fraud scan over the demo's ledger, its flags stored for review."""
     reading = create_engine(ledger_url)
     try:
-        flags = run_scan(SqlFraudStore(reading), at).flags
+        return run_scan(SqlFraudStore(reading), at).flags
     finally:
         reading.dispose()
+
+
+def print_fraud(console: Console, flags: list[Flag], truth: FraudTruth) -> None:
+    """The fraud scan's flags against the fraud the demo planted."""
     flagged = {f.merchant_id for f in flags}
     found = len(flagged & set(truth.colluders))
     console.print(

@@ -23,7 +23,14 @@ from rich.console import Console
 from xfq.adapters.sql.figures import gather
 from xfq.adapters.sql.fraud import save_locations
 from xfq.adapters.sql.schema import create_engine, sqlite_url
-from xfq.demo import print_checks, print_feed_hint, print_fraud, print_summary, progress_bars
+from xfq.demo import (
+    print_checks,
+    print_feed_hint,
+    print_fraud,
+    print_summary,
+    progress_bars,
+    scan_flags,
+)
 from xfq.domain.campaign import Campaign, Round
 from xfq.domain.fraud import GeoPoint
 from xfq.services.reconcile import Check, reconcile
@@ -239,7 +246,9 @@ def run_http_demo(
         types = [t for t in figures.types if t.round_id == rnd.id]
         print_summary(console, f"{campaign.name} {rnd.name} (over HTTP)", types, grab, week)
         print_checks(console, checks)
-        print_fraud(console, sqlite_url(ledger), truth, rnd.opens_at + timedelta(days=7))
+        print_fraud(
+            console, scan_flags(sqlite_url(ledger), rnd.opens_at + timedelta(days=7)), truth
+        )
         console.print(f"Ledger: [bold]{ledger}[/]")
         ids = [p.citizen.person_id for p in make_population(rnd, population, seed)]
         feed = write_demo_feed(ledger, campaign, rnd, ids, workdir / "spending.parquet", seed)

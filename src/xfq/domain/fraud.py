@@ -215,9 +215,9 @@ def repeat_pair(data: FraudInput, p: FraudParams) -> list[Flag]:
     for r in data.redemptions:
         pairs[(r.merchant_id, r.person_id)].append(r)
     repeaters: dict[str, list[tuple[str, list[RedemptionRecord]]]] = defaultdict(list)
-    for (merchant_id, person_id), hits in sorted(pairs.items()):
-        if len(hits) >= p.repeat_min_count:
-            repeaters[merchant_id].append((person_id, hits))
+    repeated = [(pair, hits) for pair, hits in pairs.items() if len(hits) >= p.repeat_min_count]
+    for (merchant_id, person_id), hits in sorted(repeated):
+        repeaters[merchant_id].append((person_id, hits))
     flags = []
     for merchant_id, people in sorted(repeaters.items()):
         hits = [r for _, rs in people for r in rs]

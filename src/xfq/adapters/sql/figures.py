@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from xfq.adapters.sql.bulk_read import driver_rows
 from xfq.adapters.sql.settlement import SqlSettlementStore
 from xfq.domain.campaign import Campaign
 from xfq.services.reconcile import LedgerFigures, TypeFigures
@@ -66,7 +67,11 @@ def gather(
         q = c.exec_driver_sql
         types = _type_figures(c)
         bad = [int(x or 0) for x in q(_BAD_REDEMPTIONS).one()]
-        ids = frozenset(q("SELECT id FROM vouchers").scalars()) if with_ids else frozenset()
+        ids = (
+            frozenset(r[0] for r in driver_rows(c, "SELECT id FROM vouchers"))
+            if with_ids
+            else frozenset()
+        )
         return LedgerFigures(
             types=types,
             over_type=[(r[0], r[1], r[2]) for r in q(_PERSON_TYPE)],

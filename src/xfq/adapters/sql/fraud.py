@@ -9,6 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from xfq.adapters.sql import tables
+from xfq.adapters.sql.bulk_read import driver_rows
 from xfq.adapters.sql.times import from_us, to_us
 from xfq.domain.audit import canonical_json
 from xfq.domain.fraud import (
@@ -23,7 +24,7 @@ from xfq.domain.fraud import (
 
 # One row per redemption: its voucher's type, when its round's first voucher was issued (the
 # release), and what was refunded against it.
-_RECORDS = sa.text(
+_RECORDS = (
     "SELECT r.id, r.merchant_id, v.person_id, v.type_id, t.threshold_fen, r.discount_fen, "
     "r.threshold_base_fen, r.redeemed_at_us, o.opened_us, "
     "coalesce(f.refunded_fen, 0), f.first_refund_us "
@@ -33,17 +34,19 @@ _RECORDS = sa.text(
     "ON o.round_id = v.round_id "
     "LEFT JOIN (SELECT redemption_id, sum(refund_fen) AS refunded_fen, "
     "min(refunded_at_us) AS first_refund_us FROM refunds GROUP BY redemption_id) f "
-    "ON f.redemption_id = r.id ORDER BY r.id"
+    "ON f.redemption_id = r.id"
 )
 
 
 def load_input(engine: sa.Engine) -> FraudInput:
-    m, loc = tables.merchants, tables.locations
     with engine.connect() as c:
-        rows = c.execute(_RECORDS).all()
-        merchant_rows = c.execute(sa.select(m.c.id, m.c.category)).all()
-        located = c.execute(sa.select(loc.c.kind, loc.c.id, loc.c.lat_e6, loc.c.lon_e6)).all()
-    places = {(kind, i): GeoPoint(lat, lon) for kind, i, lat, lon in located}
+        rows = sorted(driver_rows(c, _RECORDS))  # by redemption id: a stable scan order
+        merchant_rows = driver_rows(c, "SELECT id, category FROM merchants")
+        located = driver_rows(c, "SELECT kind, id, lat_e6, lon_e6 FROM locations")
+    places: dict[str, dict[str, GeoPoint]] = {"merchant": {}, "person": {}}
+    for kind, i, lat, lon in located:
+        places.setdefault(kind, {})[i] = GeoPoint(lat, lon)
+    opened = {us: from_us(us) for us in {row[8] for row in rows}}  # one release per round
     records = [
         RedemptionRecord(
             id=row[0],
@@ -54,18 +57,17 @@ def load_input(engine: sa.Engine) -> FraudInput:
             discount_fen=row[5],
             order_fen=row[6],
             redeemed_at=from_us(row[7]),
-            opened_at=from_us(row[8]),
+            opened_at=opened[row[8]],
             refunded_fen=int(row[9]),
             first_refund_at=None if row[10] is None else from_us(row[10]),
         )
         for row in rows
     ]
     merchants = {
-        mid: MerchantRecord(mid, category, places.get(("merchant", mid)))
+        mid: MerchantRecord(mid, category, places["merchant"].get(mid))
         for mid, category in merchant_rows
     }
-    homes = {i: point for (kind, i), point in places.items() if kind == "person"}
-    return FraudInput(records, merchants, homes)
+    return FraudInput(records, merchants, places["person"])
 
 
 def save_locations(engine: sa.Engine, kind: str, points: dict[str, GeoPoint]) -> None:

@@ -7,6 +7,7 @@ from datetime import date, tzinfo
 import sqlalchemy as sa
 
 from xfq.adapters.sql import audit, tables
+from xfq.adapters.sql.bulk_read import driver_rows
 from xfq.adapters.sql.times import from_us, to_us
 from xfq.domain.settlement import (
     DaySettlement,
@@ -30,8 +31,7 @@ class SqlSettlementStore:
         self._tz = tz
 
     def redemptions(self) -> list[SettledRedemption]:
-        with self._engine.connect() as c:
-            rows = c.exec_driver_sql(_REDEMPTIONS).all()
+        rows = driver_rows(self._engine, _REDEMPTIONS)
         return [
             SettledRedemption(
                 redemption_id=row[0],

@@ -54,7 +54,6 @@ vouchers = sa.Table(
     sa.Column("valid_from_us", sa.BigInteger, nullable=False),
     sa.Column("valid_until_us", sa.BigInteger, nullable=False),
     sa.UniqueConstraint("person_id", "claim_key", name="uq_vouchers_claim"),
-    sa.Index("ix_vouchers_person", "person_id"),
     sa.Index("ix_vouchers_state_until", "state", "valid_until_us"),
 )
 
