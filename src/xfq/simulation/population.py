@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from itertools import accumulate
 
 from xfq.domain.campaign import Round, VoucherType
 from xfq.domain.eligibility import Citizen, Residency
@@ -63,7 +64,8 @@ class _Wishes:
 
     def __init__(self, rnd: Round) -> None:
         self.categories = sorted({t.category for t in rnd.types})
-        self.appeal = [_CATEGORY_APPEAL.get(c, 0.3) for c in self.categories]
+        # Cumulative weights once: `choices` would add them up again on every draw.
+        self.appeal = list(accumulate(_CATEGORY_APPEAL.get(c, 0.3) for c in self.categories))
         types = {c: [t for t in rnd.types if t.category == c] for c in self.categories}
         # Most people go for the biggest discount first; some for the easiest threshold.
         self.bold = {
@@ -76,7 +78,7 @@ class _Wishes:
         }
 
     def draw(self, rng: random.Random) -> tuple[str, ...]:
-        wanted = rng.choices(self.categories, self.appeal, k=rng.choice((1, 1, 2)))
+        wanted = rng.choices(self.categories, cum_weights=self.appeal, k=rng.choice((1, 1, 2)))
         if len(wanted) == 2 and wanted[0] == wanted[1]:
             wanted.pop()
         wishes: tuple[str, ...] = ()

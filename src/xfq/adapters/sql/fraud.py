@@ -72,23 +72,17 @@ def load_input(engine: sa.Engine) -> FraudInput:
 
 def save_locations(engine: sa.Engine, kind: str, points: dict[str, GeoPoint]) -> None:
     """Coarse locations (rounded to 0.01 degree, about 1 km), replacing earlier ones."""
-    loc = tables.locations
-    rows = [
-        {"kind": kind, "id": i, "lat_e6": _coarse(p.lat_e6), "lon_e6": _coarse(p.lon_e6)}
-        for i, p in points.items()
-    ]
+    rows = [(kind, i, _coarse(p.lat_e6), _coarse(p.lon_e6)) for i, p in points.items()]
     # On the driver's cursor: through Core, 120,000 rows cost ~4 s of parameter building.
     mark = "?" if engine.dialect.name == "sqlite" else "%s"
-    table = loc.name
+    values = ", ".join([mark] * 4)
     with engine.begin() as c:
         cursor = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         cursor.executemany(
-            f"DELETE FROM {table} WHERE kind = {mark} AND id = {mark}", [(kind, i) for i in points]
-        )
-        values = ", ".join([mark] * 4)
-        cursor.executemany(
-            f"INSERT INTO {table} (kind, id, lat_e6, lon_e6) VALUES ({values})",
-            [(r["kind"], r["id"], r["lat_e6"], r["lon_e6"]) for r in rows],
+            f"INSERT INTO {tables.locations.name} (kind, id, lat_e6, lon_e6) VALUES ({values}) "
+            "ON CONFLICT (kind, id) DO UPDATE SET lat_e6 = excluded.lat_e6, "
+            "lon_e6 = excluded.lon_e6",
+            rows,
         )
 
 
