@@ -77,7 +77,7 @@ def _core() -> dict[str, ClauseElement]:
         "voucher": sa.select(v).where(v.c.id == p("id")),
         "vouchers_of": sa.select(v)
         .where(v.c.person_id == p("person_id"))
-        .order_by(v.c.issued_at_us),
+        .order_by(v.c.issued_at_us, v.c.id),
         "set_voucher_state": v.update()
         .where(v.c.id == p("id"), v.c.state == p("from_state"))
         .values(state=p("to_state")),
