@@ -45,7 +45,7 @@ def _container(workdir: Path, redis_url: str | None, persister: bool) -> Contain
         database_url=f"sqlite:///{workdir / 'ledger.db'}",
         spec_path=SPEC,
         issuers=issuers,
-        simulated_start=OPENS_AT,  # type: ignore[arg-type]  # pydantic parses the text
+        simulated_start=OPENS_AT,
         redis_url=redis_url,
         redis_persister=persister,
         claim_rate_per_address_per_s=1e9,
