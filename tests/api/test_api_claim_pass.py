@@ -144,5 +144,6 @@ async def test_the_documented_route_behind_the_lean_handler_takes_a_pass_too(api
         _problem(forged, 401, "pass_forged")
         schema = (await client.get("/openapi.json")).json()
     assert "/v1/rounds/{round_id}/pass" in schema["paths"]
-    parameters = schema["paths"]["/v1/claims"]["post"]["parameters"]
-    assert "Claim-Pass" in {p["name"] for p in parameters}
+    claims = schema["paths"]["/v1/claims"]["post"]
+    assert "Claim-Pass" in {p["name"] for p in claims["parameters"]}
+    assert claims["security"] == [{"bearer": []}, {"claimPass": []}]
