@@ -394,6 +394,8 @@ def main() -> None:
     )
     parser.add_argument("--only", default="", help="comma-separated run names")
     args = parser.parse_args()
+    if args.pass_people > args.people:
+        parser.error("--pass-people: at most --people (each pass is got for one of the tokens)")
     chosen = [b for b in BENCHES if not args.only or b.name in args.only.split(",")]
     tokens_file(args.people)
     results: dict[str, Load] = {}
