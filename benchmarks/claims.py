@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/claims.py [--seconds 10] [--connections 64] [--only a,b]
 
 Load generator: wrk (Debian's package, one thread, as in perf-limits.md) with claim.lua, which
-sends each request as a new person with a token of their own. Every xfq server's ledger is
+sends each request as a new person with a token of their own: the identity provider's bearer
+token, or (the `-pass` runs) the claim pass each person got for it before the opening, fetched
+from the server before the timed run and not counted in it. Every xfq server's ledger is
 checked afterwards with `xfq reconcile` (no oversell, no limit breach, every invariant): a
 failing check fails the run, whatever the speed. Results and how to read them: RESULTS.md.
 """
@@ -27,6 +29,8 @@ from harness import (
     Load,
     free_port,
     issuers_env,
+    pass_key_env,
+    passes_file,
     python,
     redis_server,
     server,
@@ -35,6 +39,7 @@ from harness import (
 )
 
 SPEC = HERE / "bench-campaign.toml"
+ROUND = "b1"
 OPENS_AT = "2022-03-05T10:00:00+08:00"  # the bench round's opening; the server's clock stands here
 WARMUP_S = 2.0
 
@@ -56,6 +61,7 @@ def _xfq_env(per_person_limit: bool = True) -> dict[str, str]:
         }
     )
     return relaxed | {
+        **pass_key_env(),  # one pass key for every server of the run, so passes carry over
         "XFQ_ISSUERS": issuers_env(),
         "XFQ_SIMULATED_START": OPENS_AT,
         # wrk sends everything from 127.0.0.1: the per-address limit would measure itself.
@@ -99,15 +105,26 @@ def reconcile(ledger: Path, *extra: str) -> tuple[bool, str]:
 
 
 def _claims(
-    args: argparse.Namespace, name: str, port: int, type_id: str, mode: str, tokens: Path
+    args: argparse.Namespace,
+    name: str,
+    port: int,
+    type_id: str,
+    mode: str,
+    tokens: Path,
+    credential: str = "bearer",
 ) -> Load:
+    people = args.people
+    if credential == "pass":  # got before the timed runs, as wallets would before 10:00
+        people = args.pass_people if mode == "spread" else 1
+        tokens = passes_file(port, ROUND, people, tokens)
     env = {
         "XFQ_BENCH_TOKENS": str(tokens),
         "XFQ_BENCH_TYPE": type_id,
         "XFQ_BENCH_MODE": mode,
+        "XFQ_BENCH_CREDENTIAL": credential,
     }
     # Warm-up with people of its own, the last quarter of the tokens; the run starts at the first.
-    warm = {**env, "XFQ_BENCH_RUN": "warm", "XFQ_BENCH_OFFSET": str(args.people * 3 // 4)}
+    warm = {**env, "XFQ_BENCH_RUN": "warm", "XFQ_BENCH_OFFSET": str(people * 3 // 4)}
     wrk(name, port, "/v1/claims", WARMUP_S, args.connections, warm)
     return wrk(name, port, "/v1/claims", args.seconds, args.connections, env)
 
@@ -144,7 +161,7 @@ def ceiling(server_name: str, workers: int) -> Callable[[argparse.Namespace, Pat
 
 
 def embedded(
-    type_id: str, mode: str, server_name: str = "uvicorn"
+    type_id: str, mode: str, server_name: str = "uvicorn", credential: str = "bearer"
 ) -> Callable[[argparse.Namespace, Path], Load]:
     def run(args: argparse.Namespace, workdir: Path) -> Load:
         tokens = tokens_file(args.people if mode == "spread" else 1)
@@ -152,15 +169,15 @@ def embedded(
         # the limit_reached run lifts it to measure that answer.
         env = _xfq_env(per_person_limit=mode != "same")
         with embedded_server(workdir, env, server_name) as (port, ledger):
-            name = f"embedded-{server_name}-{type_id}-{mode}"
-            load = _claims(args, name, port, type_id, mode, tokens)
+            name = f"embedded-{server_name}-{type_id}-{mode}-{credential}"
+            load = _claims(args, name, port, type_id, mode, tokens, credential)
         return _checked(load, ledger)
 
     return run
 
 
 def on_redis(
-    type_id: str, mode: str, workers: int, window_ms: float = 0.0
+    type_id: str, mode: str, workers: int, window_ms: float = 0.0, credential: str = "bearer"
 ) -> Callable[[argparse.Namespace, Path], Load]:
     def run(args: argparse.Namespace, workdir: Path) -> Load:
         tokens = tokens_file(args.people if mode == "spread" else 1)
@@ -168,8 +185,8 @@ def on_redis(
         with redis_server(workdir) as (_redis_port, url):
             with redis_xfq_server(workdir, env, url, workers) as (port, ledger):
                 window = f"-window{window_ms:g}ms" if window_ms else ""
-                name = f"redis-{workers}w-{type_id}-{mode}{window}"
-                load = _claims(args, name, port, type_id, mode, tokens)
+                name = f"redis-{workers}w-{type_id}-{mode}{window}-{credential}"
+                load = _claims(args, name, port, type_id, mode, tokens, credential)
             # What the persisters had not moved when the server stopped is moved now, then
             # every check holds or the run fails: Redis against the ledger included.
             reconcile(ledger, "--redis", url, "--repair")
@@ -253,6 +270,16 @@ BENCHES = [
         embedded("plenty", "spread", "granian"),
     ),
     Bench(
+        "embedded-pass",
+        "as `embedded`, each person claiming with the claim pass got before the opening",
+        embedded("plenty", "spread", credential="pass"),
+    ),
+    Bench(
+        "embedded-granian-pass",
+        "as `embedded-granian`, with claim passes",
+        embedded("plenty", "spread", "granian", credential="pass"),
+    ),
+    Bench(
         "embedded-sold-out",
         "embedded engine: a type of one voucher, every later claim sold_out",
         embedded("one", "spread"),
@@ -261,6 +288,11 @@ BENCHES = [
         "redis",
         "Redis engine (appendfsync always), 2 granian workers, persisters into SQLite: issued",
         on_redis("plenty", "spread", 2),
+    ),
+    Bench(
+        "redis-pass",
+        "as `redis`, each person claiming with the claim pass got before the opening",
+        on_redis("plenty", "spread", 2, credential="pass"),
     ),
     Bench(
         "redis-window-1ms",
@@ -303,11 +335,15 @@ BENCHES = [
 # design.md's targets measurable in this run: (target, run, the run it is compared with, goal)
 TARGETS = (
     ("Redis issued ≥ 0.6 × 2-worker ceiling", "redis", "granian-2w", 0.6),
+    ("  the same with claim passes", "redis-pass", "granian-2w", 0.6),
     ("Redis sold_out ≥ 1.0 × 2-worker ceiling", "redis-sold-out", "granian-2w", 1.0),
     ("Redis limit_reached ≥ 1.0 × 2-worker ceiling", "redis-limit", "granian-2w", 1.0),
     ("Redis issued ≥ 10 × the conventional design", "redis", "conventional", 10.0),
+    ("  the same with claim passes", "redis-pass", "conventional", 10.0),
     ("embedded (granian) issued ≥ 0.5 × its ceiling", "embedded-granian", "granian-1w", 0.5),
+    ("  the same with claim passes", "embedded-granian-pass", "granian-1w", 0.5),
     ("embedded issued ≥ 0.5 × 1-worker ceiling", "embedded", "ceiling-1w", 0.5),
+    ("  the same with claim passes", "embedded-pass", "ceiling-1w", 0.5),
     ("sold_out ≥ 1.0 × 1-worker ceiling (embedded)", "embedded-sold-out", "ceiling-1w", 1.0),
     ("limit_reached ≥ 1.0 × 1-worker ceiling (embedded)", "embedded-limit", "ceiling-1w", 1.0),
 )
@@ -353,8 +389,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--people", type=int, default=400_000, help="distinct citizens' tokens")
+    parser.add_argument(
+        "--pass-people", type=int, default=150_000, help="claim passes fetched for the -pass runs"
+    )
     parser.add_argument("--only", default="", help="comma-separated run names")
     args = parser.parse_args()
+    if args.pass_people > args.people:
+        parser.error("--pass-people: at most --people (each pass is got for one of the tokens)")
     chosen = [b for b in BENCHES if not args.only or b.name in args.only.split(",")]
     tokens_file(args.people)
     results: dict[str, Load] = {}

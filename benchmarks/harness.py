@@ -3,11 +3,13 @@ parsed, citizens' bearer tokens signed by the benchmark's own identity provider.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import multiprocessing
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -29,6 +31,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from xfq.rehearsal import redis_command
+from xfq.simulation.http_client import HttpPool
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -155,6 +158,58 @@ def tokens_file(people: int, role: str = "citizen") -> Path:
     tmp.write_text("\n".join(lines) + "\n", encoding="ascii")
     tmp.rename(path)
     return path
+
+
+# --- claim passes ----------------------------------------------------------------------------
+
+
+def pass_key_env() -> dict[str, str]:
+    """XFQ_CLAIM_PASS_KEYS for the servers: one key kept in benchmarks/.cache, so passes got
+    from one server hold in the next (their clocks all stand at the same opening)."""
+    CACHE.mkdir(exist_ok=True)
+    path = CACHE / "claim-pass-key.txt"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32), encoding="ascii")
+    return {"XFQ_CLAIM_PASS_KEYS": json.dumps([path.read_text(encoding="ascii")])}
+
+
+def passes_file(port: int, round_id: str, people: int, tokens: Path) -> Path:
+    """A claim pass for each of the first `people` tokens, one a line, got from the server at
+    `port` as wallets would before the opening (`POST /v1/rounds/{round}/pass` with the bearer
+    token), outside any timed run; kept in benchmarks/.cache for later runs."""
+    path = CACHE / f"passes-{round_id}-{people}.txt"
+    if path.exists():
+        return path
+    with tokens.open(encoding="ascii") as lines:
+        bearer = [next(lines).strip() for _ in range(people)]
+    started = time.perf_counter()
+    got = asyncio.run(_fetch_passes(port, round_id, bearer))
+    took_s = time.perf_counter() - started
+    print(f"  {people:,} claim passes fetched in {took_s:.1f} s ({people / took_s:,.0f}/s)")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(got) + "\n", encoding="ascii")
+    tmp.rename(path)
+    return path
+
+
+async def _fetch_passes(port: int, round_id: str, bearer: list[str]) -> list[str]:
+    pool = HttpPool("127.0.0.1", port, 64)
+    await pool.open()
+    got = [""] * len(bearer)
+
+    async def fetch(worker: int) -> None:
+        for i in range(worker, len(bearer), 64):
+            headers = {"Authorization": f"Bearer {bearer[i]}"}
+            reply = await pool.request("POST", f"/v1/rounds/{round_id}/pass", headers)
+            if reply.status != 200:
+                raise RuntimeError(f"no claim pass: {reply.status} {reply.body[:300]!r}")
+            got[i] = reply.json()["token"]
+
+    try:
+        await asyncio.gather(*(fetch(w) for w in range(64)))
+    finally:
+        await pool.close()
+    return got
 
 
 # --- wrk ------------------------------------------------------------------------------------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +23,7 @@ from xfq.api.auth.tokens import TokenVerifier, TrustedIssuer
 from xfq.api.token_cache import CachedTokenVerifier
 from xfq.config import Settings
 from xfq.domain.campaign import Campaign
+from xfq.domain.claim_pass import PassKeys, PassRules
 from xfq.domain.errors import XfqError
 from xfq.ports import Clock
 from xfq.services import operations
@@ -55,6 +58,8 @@ class Container:
     personal_data: PersonalDataHasher
     dev_issuer: DevIssuer | None
     lock_path: Path | None
+    passes: PassKeys
+    pass_rules: PassRules
     campaign: Campaign | None = None
     engine: Engine | None = None
     waiting: WaitingRooms | None = None  # None when no round has a waiting room
@@ -195,6 +200,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     if dev is not None:
         issuers.append(dev.trusted())
     keys = ledger.merchant_keys()
+    till_key = settings.key("till_code_key")
     container = Container(
         settings=settings,
         ledger=ledger,
@@ -203,10 +209,16 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         tokens=CachedTokenVerifier(TokenVerifier(issuers)),
         signatures=SignatureVerifier(keys),
         merchant_keys=keys,
-        till_key=settings.key("till_code_key"),
+        till_key=till_key,
         personal_data=PersonalDataHasher(settings.key("personal_data_key")),
         dev_issuer=dev,
         lock_path=lock_path,
+        passes=pass_keys(settings, till_key),
+        pass_rules=PassRules(
+            timedelta(seconds=settings.claim_pass_lead_s),
+            timedelta(seconds=settings.claim_pass_lifetime_s),
+            timedelta(seconds=settings.claim_pass_grace_s),
+        ),
     )
     stored = ledger.campaign_spec()
     if stored is not None:
@@ -215,6 +227,14 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         text = settings.spec_path.read_text(encoding="utf-8")
         container.load_campaign(text, str(settings.spec_path), container.clock.now())
     return container
+
+
+def pass_keys(settings: Settings, till_key: bytes) -> PassKeys:
+    """The configured claim-pass keys, or one derived from the till-code key (which every
+    worker of a server shares already)."""
+    configured = [k.get_secret_value().encode() for k in settings.claim_pass_keys]
+    derived = hmac.new(till_key, b"xfq claim pass", hashlib.sha256).digest()
+    return PassKeys(configured or [derived])
 
 
 def redis_persister(url: str, campaign: Campaign, ledger: SqlLedger, shards: int) -> Persister:

@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     dev_issuer_key: SecretStr | None = None
     # Development only: a clock that starts at this moment and moves only when told (the demo).
     simulated_start: datetime | None = None
+    # Claim passes (a cheap identity for the opening second, see xfq.domain.claim_pass): the
+    # server's keys, newest first (the first signs, all verify; shared by every worker). Empty:
+    # one key derived from XFQ_TILL_CODE_KEY. And when passes are handed out and how long they
+    # live: from `lead` before a round opens, for `lifetime` or until `grace` after it closes.
+    claim_pass_keys: list[SecretStr] = []
+    claim_pass_lead_s: int = 3600
+    claim_pass_lifetime_s: int = 7200
+    claim_pass_grace_s: int = 60
     claim_rate_per_person_per_s: float = 2.0
     claim_burst_per_person: int = 6
     claim_rate_per_address_per_s: float = 2000.0
@@ -76,6 +84,8 @@ class Settings(BaseSettings):
         ):
             if key is None or len(key.get_secret_value().encode()) < MIN_KEY_BYTES:
                 problems.append(f"XFQ_{name} must be set to at least {MIN_KEY_BYTES} bytes")
+        if any(len(k.get_secret_value().encode()) < MIN_KEY_BYTES for k in self.claim_pass_keys):
+            problems.append(f"each of XFQ_CLAIM_PASS_KEYS must be at least {MIN_KEY_BYTES} bytes")
         if problems:
             raise UnsafeSettings("; ".join(problems))
         return self

@@ -2,10 +2,13 @@
 
 By default it starts the deployment itself on loopback (a throwaway redis-server with
 appendfsync always, `xfq serve --redis --workers N` on a SQLite ledger), signs a token for each
-simulated citizen as the city's identity provider would, sends the wave over keep-alive
-connections (each person's first wish on arrival, the next ones after an answer; double taps and
-spammers as in the demo), then stops the servers and reconciles the ledger against Redis.
-Bounded: at most `people` citizens, and the wave is cut after `bound_s` seconds.
+simulated citizen as the city's identity provider would, has every citizen's wallet exchange it
+for a claim pass before the opening (in arrival order, as people open the grab page; the
+server's clock stands at the opening, so "before" is before the wave in real time), sends the
+wave over keep-alive connections with the passes (each person's first wish on arrival, the next
+ones after an answer; double taps and spammers as in the demo), then stops the servers and
+reconciles the ledger against Redis. `credential="bearer"` claims with the bearer tokens instead.
+Bounded: at most `people` citizens, and the passes and the wave are each cut after `bound_s`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -88,16 +91,68 @@ def sign_tokens(idp: DemoIdentityProvider, people: list[SimCitizen], now: dateti
         return [t for chunk in pool.map(_sign, chunks) for t in chunk]
 
 
+# --- claim passes before the opening ------------------------------------------------------------
+
+
+@dataclass
+class PassFigures:
+    fetched: int = 0
+    refused: Counter[int] = field(default_factory=Counter)  # HTTP statuses other than 200
+    errors: int = 0  # transport errors
+    took_s: float = 0.0
+    cut: bool = False
+
+
+async def fetch_passes(
+    pool: HttpPool, round_id: str, order: list[int], tokens: list[str], bound_s: float
+) -> tuple[dict[int, str], PassFigures]:
+    """Each person's claim pass, asked for in `order` over the pool's connections."""
+    figures, passes = PassFigures(), {}
+    start = time.perf_counter()
+    queue = iter(order)
+
+    async def wallet() -> None:
+        for i in queue:
+            if time.perf_counter() - start > bound_s:
+                figures.cut = True
+                return
+            headers = {"Authorization": f"Bearer {tokens[i]}"}
+            try:
+                reply = await pool.request("POST", f"/v1/rounds/{round_id}/pass", headers)
+            except (OSError, ValueError, asyncio.IncompleteReadError):
+                figures.errors += 1
+                continue
+            if reply.status != 200:
+                figures.refused[reply.status] += 1
+                continue
+            passes[i] = str(reply.json()["token"])
+            figures.fetched += 1
+
+    await asyncio.gather(*(wallet() for _ in range(pool.size)))
+    figures.took_s = time.perf_counter() - start
+    return passes, figures
+
+
+def credentials(tokens: list[str], passes: dict[int, str]) -> list[dict[str, str]]:
+    """The header each person claims with: their pass, or their bearer token lacking one."""
+    return [
+        {"Claim-Pass": passes[i]} if i in passes else {"Authorization": f"Bearer {token}"}
+        for i, token in enumerate(tokens)
+    ]
+
+
 # --- the wave ----------------------------------------------------------------------------------
 
 
 class Wave:
     """Sends each person's claims when due, over a fixed pool of keep-alive connections."""
 
-    def __init__(self, pool: HttpPool, people: list[SimCitizen], tokens: list[str]) -> None:
+    def __init__(
+        self, pool: HttpPool, people: list[SimCitizen], credentials: list[dict[str, str]]
+    ) -> None:
         self.pool = pool
         self.people = people
-        self.tokens = tokens
+        self.credentials = credentials
         self.figures = WaveFigures(people=len(people))
         self._start = 0.0
 
@@ -155,7 +210,7 @@ class Wave:
         return first
 
     async def _send(self, i: int, type_id: str, key: str) -> str:
-        headers = {"Authorization": f"Bearer {self.tokens[i]}", "Idempotency-Key": key}
+        headers = {**self.credentials[i], "Idempotency-Key": key}
         sent = time.perf_counter()
         f = self.figures
         f.requests += 1
@@ -283,6 +338,7 @@ def peak_rss_mb(root_pid: int) -> dict[int, float]:
 @dataclass
 class Rehearsal:
     wave: WaveFigures
+    passes: PassFigures | None  # None: the wave claimed with bearer tokens
     peak_rss_mb: dict[int, float]
     reconcile_ok: bool
     reconcile_report: str
@@ -301,6 +357,7 @@ def rehearse(
     seed: int,
     say: object = print,
     arrival_scale: float = 1.0,
+    credential: str = "pass",
 ) -> Rehearsal:
     campaign = load_campaign(spec)
     rnd: Round = campaign.round(round_id)
@@ -313,29 +370,44 @@ def rehearse(
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     with loopback_deployment(workdir, spec, idp, rnd.opens_at, workers) as deployment:
-        tell(f"the wave: {len(people):,} citizens over {connections} connections …")
-        wave = asyncio.run(
-            _wave(deployment.base_port, people, tokens, connections, bound_s, arrival_scale)
+        opening = _Opening(people, tokens, connections, bound_s, arrival_scale)
+        passes, wave = asyncio.run(
+            opening.run(deployment.base_port, round_id if credential == "pass" else None, tell)
         )
         memory = peak_rss_mb(deployment.processes[0].pid)
     ok, report = _reconcile(deployment)
-    return Rehearsal(wave, memory, ok, report, sum(t.count for t in rnd.types), len(rnd.types))
+    stock = sum(t.count for t in rnd.types)
+    return Rehearsal(wave, passes, memory, ok, report, stock, len(rnd.types))
 
 
-async def _wave(
-    port: int,
-    people: list[SimCitizen],
-    tokens: list[str],
-    connections: int,
-    bound_s: float,
-    arrival_scale: float,
-) -> WaveFigures:
-    pool = HttpPool("127.0.0.1", port, connections)
-    await pool.open()
-    try:
-        return await Wave(pool, people, tokens).run(bound_s, connections, arrival_scale)
-    finally:
-        await pool.close()
+@dataclass
+class _Opening:
+    people: list[SimCitizen]
+    tokens: list[str]
+    connections: int
+    bound_s: float
+    arrival_scale: float
+
+    async def run(
+        self, port: int, pass_round: str | None, tell: Callable[[str], object]
+    ) -> tuple[PassFigures | None, WaveFigures]:
+        """Passes first (when `pass_round` is given), then the wave, over one pool."""
+        pool = HttpPool("127.0.0.1", port, self.connections)
+        await pool.open()
+        try:
+            passes: dict[int, str] = {}
+            figures = None
+            if pass_round is not None:
+                tell(f"claim passes for {len(self.people):,} citizens before the opening …")
+                order = sorted(range(len(self.people)), key=lambda i: self.people[i].arrival_ms)
+                passes, figures = await fetch_passes(
+                    pool, pass_round, order, self.tokens, self.bound_s
+                )
+            tell(f"the wave: {len(self.people):,} citizens over {self.connections} connections …")
+            wave = Wave(pool, self.people, credentials(self.tokens, passes))
+            return figures, await wave.run(self.bound_s, self.connections, self.arrival_scale)
+        finally:
+            await pool.close()
 
 
 def _reconcile(deployment: Deployment) -> tuple[bool, str]:

@@ -27,10 +27,19 @@ def rehearse_command(
     arrival_scale: Annotated[
         float, typer.Option(help="Scale of arrival times (1: mean 4 s after the opening).")
     ] = 1.0,
+    credential: Annotated[
+        str,
+        typer.Option(
+            help="What citizens claim with: 'pass' (a claim pass each got before the opening) "
+            "or 'bearer' (the identity provider's token)."
+        ),
+    ] = "pass",
 ) -> None:
     """The round's opening against a deployment started on loopback (Redis with appendfsync
     always, N granian workers): sell-out time, wave time, p50/p99, answers, errors, memory, and
     reconciliation of the ledger against Redis afterwards. Exit 1 on an error or a failed check."""
+    if credential not in ("pass", "bearer"):
+        raise typer.BadParameter("'pass' or 'bearer'", param_hint="--credential")
     done = rehearse(
         spec or EXAMPLE,
         round_id,
@@ -42,9 +51,10 @@ def rehearse_command(
         seed,
         console.print,
         arrival_scale,
+        credential,
     )
     print_rehearsal(done)
-    if not done.reconcile_ok or done.wave.errors:
+    if not done.reconcile_ok or done.wave.errors or (done.passes and done.passes.errors):
         raise typer.Exit(1)
 
 
@@ -52,6 +62,7 @@ def print_rehearsal(done: Rehearsal) -> None:
     w = done.wave
     table = Table(title="Rehearsal", show_header=False)
     table.add_row("citizens", f"{w.people:,}")
+    table.add_row("claim passes before the opening", _passes(done))
     table.add_row("claim requests", f"{w.requests:,} ({w.requests / max(w.wave_s, 1e-9):,.0f}/s)")
     table.add_row("answers", ", ".join(f"{k} {v:,}" for k, v in w.answers.most_common()))
     table.add_row("HTTP statuses", ", ".join(f"{k} {v:,}" for k, v in sorted(w.statuses.items())))
@@ -72,3 +83,16 @@ def print_rehearsal(done: Rehearsal) -> None:
     console.print(table)
     if not done.reconcile_ok:
         console.print(done.reconcile_report, markup=False, highlight=False)
+
+
+def _passes(done: Rehearsal) -> str:
+    p = done.passes
+    if p is None:
+        return "none (claims with bearer tokens)"
+    refused = ", ".join(f"{status} {n:,}" for status, n in sorted(p.refused.items()))
+    return (
+        f"{p.fetched:,} in {p.took_s:.1f} s ({p.fetched / max(p.took_s, 1e-9):,.0f}/s)"
+        + (f", refused {refused}" if refused else "")
+        + (f", errors {p.errors:,}" if p.errors else "")
+        + (" (cut by the bound)" if p.cut else "")
+    )

@@ -99,3 +99,22 @@ async def test_an_operators_window_change_reaches_redis(api: Api) -> None:
     cancelled = await api.client.post("/v1/ops/rounds/r6/cancel", headers=api.ops("cancel-1"))
     assert cancelled.status_code == 200
     assert (await api.claim("bob", SCARCE)).json()["code"] == "closed"
+
+
+async def test_a_claim_pass_claims_through_redis_as_a_bearer_token_does(api: Api) -> None:
+    got = await api.client.post("/v1/rounds/r6/pass", headers=api.token("carol"))
+    assert got.status_code == 200, got.text
+    api.clock.set(OPENING + timedelta(seconds=1))
+    headers = {"Claim-Pass": got.json()["token"], "Idempotency-Key": "tap-1"}
+    first = await api.client.post("/v1/claims", json={"type_id": SCARCE}, headers=headers)
+    retry = await api.claim("carol", SCARCE, key="tap-1")  # the same key, by bearer token
+    headers["Idempotency-Key"] = "tap-2"
+    again = await api.client.post("/v1/claims", json={"type_id": SCARCE}, headers=headers)
+
+    assert first.status_code == 201, first.text
+    assert retry.json()["voucher"]["id"] == first.json()["voucher"]["id"]
+    assert again.json()["code"] == "limit_reached"
+    assert persisted(api, 1) == 1
+    headers["Claim-Pass"] += "x"
+    forged = await api.client.post("/v1/claims", json={"type_id": SCARCE}, headers=headers)
+    assert forged.status_code == 401 and forged.json()["code"] == "pass_forged"

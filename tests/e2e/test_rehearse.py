@@ -24,6 +24,7 @@ def test_a_small_rehearsal_answers_everyone_and_reconciles(tmp_path: Path) -> No
     out = done.stdout
     assert "Traceback" not in done.stderr
     assert "│ citizens" in out and "400" in out
+    assert re.search(r"claim passes before the opening\s*│\s*400 in ", out), out
     assert re.search(r"errors \(5xx, transport\)\s*│\s*0\s*│", out), out
     assert re.search(r"reconciled \(Redis and ledger\)\s*│\s*yes\s*│", out), out
     assert "issued" in out and "(cut by the bound)" not in out

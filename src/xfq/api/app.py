@@ -10,6 +10,7 @@ from xfq import web
 from xfq.api import (
     audit,
     citizens,
+    claim_pass,
     desk,
     dev,
     fraud,
@@ -59,6 +60,7 @@ def create_app(container: Container) -> Any:
     app.include_router(households.router)
     app.include_router(desk.router)  # the assisted channel's reserve, paper vouchers
     app.include_router(waiting_room.router)
+    app.include_router(claim_pass.router)
     if container.dev_issuer is not None:
         app.include_router(dev.router)
     limiter = RateLimiter(

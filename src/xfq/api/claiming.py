@@ -13,8 +13,10 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from xfq.api.auth.claim_pass import check_pass_round, pass_identity
 from xfq.api.auth.tokens import AuthError, Identity, Role, require_role
 from xfq.api.observability import Metrics
 from xfq.api.ratelimit import RateLimiter
@@ -56,12 +58,16 @@ async def claim(
     key: str,
     stats: ClaimStats,
     admission: str | None = None,
+    pass_round: str | None = None,
 ) -> tuple[int, ClaimOut]:
     """Decide one claim; 201 when issued, 200 with the code otherwise.
 
     A round behind a waiting room needs its admission token (`AdmissionRefused` otherwise).
+    An identity read from a claim pass claims only in the pass's round (`PassRefused`).
     """
     campaign, engine = container.running()
+    if pass_round is not None:
+        check_pass_round(campaign, type_id, pass_round)
     if container.waiting is not None:  # only campaigns with a waiting room pay for it
         container.waiting.admit(type_id, identity.subject, admission, container.clock.now())
     loop = asyncio.get_running_loop()
@@ -89,6 +95,19 @@ async def claim(
         vtype = campaign.voucher_type(answer.voucher.type_id)[1]
         out.voucher = voucher_out(answer.voucher, vtype, campaign.tz)
     return (201 if answer.code is ClaimCode.ISSUED else 200), out
+
+
+def claimant(
+    container: Container, claim_pass: str | None, authorization: str | None, now: datetime
+) -> tuple[Identity, str | None]:
+    """Who claims, and the round their claim pass binds them to (None: a bearer token).
+
+    A claim pass, when sent, is the identity (an HMAC check); otherwise the bearer token is
+    verified (an Ed25519 check the first time a token is seen)."""
+    if claim_pass is not None:
+        return pass_identity(container.passes, claim_pass, now)
+    identity = container.tokens.verify(authorization, now)
+    return require_role(identity, Role.CITIZEN), None
 
 
 class ClaimFront:
@@ -126,8 +145,8 @@ class ClaimFront:
         now = self.container.clock.now()
         address = (scope.get("client") or ("unknown", 0))[0]
         try:
-            identity = self.container.tokens.verify(headers.get("authorization"), now)
-            require_role(identity, Role.CITIZEN)
+            credentials = headers.get("claim-pass"), headers.get("authorization")
+            identity, pass_round = claimant(self.container, *credentials, now)
         except AuthError as error:
             return _problem(error.status, error.code, error.detail)
         wait_s = self.limiter.check(identity.subject, address, now)
@@ -145,7 +164,11 @@ class ClaimFront:
             return _problem(422, "invalid_request", problem)
         try:
             admission = headers.get("admission")
-            status, out = await claim(self.container, identity, type_id, key, self.stats, admission)
+            status, out = await claim(
+                self.container, identity, type_id, key, self.stats, admission, pass_round
+            )
+        except AuthError as error:  # a pass for another round
+            return _problem(error.status, error.code, error.detail)
         except AdmissionRefused as error:
             return _problem(403, error.code, str(error))
         except IdempotencyConflict as error:

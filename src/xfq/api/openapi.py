@@ -18,6 +18,16 @@ _SECURITY_SCHEMES = {
         "of METHOD, path, timestamp, nonce and SHA-256 of the body, one per line",
     },
 }
+_SECURITY_SCHEMES["claimPass"] = {
+    "type": "apiKey",
+    "in": "header",
+    "name": "Claim-Pass",
+    "description": "A claim pass from POST /v1/rounds/{round_id}/pass, for that round's claims",
+}
+# Operations that take either of several credentials.
+_SECURITY_EITHER: dict[tuple[str, str], list[dict[str, list[str]]]] = {
+    ("/v1/claims", "post"): [{"bearer": []}, {"claimPass": []}]
+}
 _SECURITY_BY_TAG = {"citizens": "bearer", "operators": "bearer", "merchants": "merchantKey"}
 _PUBLIC = {("/v1/campaign", "get")}
 
@@ -45,7 +55,7 @@ def _document(app: FastAPI) -> dict[str, Any]:
             tags = operation.get("tags", [])
             scheme = next((_SECURITY_BY_TAG[t] for t in tags if t in _SECURITY_BY_TAG), None)
             if scheme is not None and (path, method) not in _PUBLIC:
-                operation["security"] = [{scheme: []}]
+                operation["security"] = _SECURITY_EITHER.get((path, method), [{scheme: []}])
     schemas = components.get("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)

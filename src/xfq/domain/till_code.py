@@ -6,16 +6,14 @@ cannot be made up without the server's key. Pure: HMAC from the standard library
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from xfq.domain.sealed import SealProblem, seal, unseal
+
 PREFIX = "XFQ1"
 DEFAULT_TTL = timedelta(seconds=90)
-_SIG_BYTES = 16
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -32,39 +30,22 @@ class TillCode:
     expires_at: datetime
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _signature(key: bytes, payload: str) -> str:
-    mac = hmac.new(key, f"{PREFIX}.{payload}".encode(), hashlib.sha256).digest()
-    return _b64(mac[:_SIG_BYTES])
-
-
 def issue_code(
     key: bytes, voucher_id: str, person_id: str, now: datetime, ttl: timedelta = DEFAULT_TTL
 ) -> str:
     expires_s = int((now + ttl - _EPOCH).total_seconds())
-    payload = _b64(f"{voucher_id}\n{person_id}\n{expires_s}".encode())
-    return f"{PREFIX}.{payload}.{_signature(key, payload)}"
+    return seal(key, PREFIX, [voucher_id, person_id, str(expires_s)])
 
 
 def read_code(key: bytes, code: str, now: datetime) -> TillCode | CodeProblem:
     """The voucher and holder a code names, or why it cannot be used."""
-    parts = code.strip().split(".")
-    if len(parts) != 3 or parts[0] != PREFIX or len(code) > 512:
-        return CodeProblem.MALFORMED
-    _, payload, signature = parts
-    if not hmac.compare_digest(signature, _signature(key, payload)):
-        return CodeProblem.FORGED
+    fields = unseal(key, PREFIX, code.strip(), 3)
+    if isinstance(fields, SealProblem):
+        return CodeProblem.FORGED if fields is SealProblem.FORGED else CodeProblem.MALFORMED
+    voucher_id, person_id, expires_s = fields
     try:
-        voucher_id, person_id, expires_s = _unb64(payload).decode().split("\n")
         expires_at = _EPOCH + timedelta(seconds=int(expires_s))
-    except ValueError:  # signed by us, so this means a bug or a changed key format
+    except ValueError:  # signed by us, so this means a bug or a changed format
         return CodeProblem.MALFORMED
     if now >= expires_at:
         return CodeProblem.EXPIRED

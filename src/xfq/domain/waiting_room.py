@@ -11,15 +11,14 @@ Pure: the time is passed in; the caller keeps the state.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from xfq.domain.sealed import SealProblem, seal, unseal
+
 TOKEN_PREFIX = "XFQW1"
-_SIG_BYTES = 16
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -114,36 +113,22 @@ class Admission:
     expires_at: datetime
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _signature(key: bytes, payload: str) -> str:
-    mac = hmac.new(key, f"{TOKEN_PREFIX}.{payload}".encode(), hashlib.sha256).digest()
-    return _b64(mac[:_SIG_BYTES])
-
-
 def issue_token(
     key: bytes, token_id: str, round_id: str, person_id: str, expires_at: datetime
 ) -> str:
     expires_s = int((expires_at - _EPOCH).total_seconds())
-    payload = _b64(f"{token_id}\n{round_id}\n{person_id}\n{expires_s}".encode())
-    return f"{TOKEN_PREFIX}.{payload}.{_signature(key, payload)}"
+    return seal(key, TOKEN_PREFIX, [token_id, round_id, person_id, str(expires_s)])
 
 
 def read_token(
     key: bytes, token: str, round_id: str, person_id: str, now: datetime
 ) -> Admission | TokenProblem:
     """The admission a token grants this person for this round now, or why it does not."""
-    parts = token.strip().split(".")
-    if len(parts) != 3 or parts[0] != TOKEN_PREFIX or len(token) > 512:
-        return TokenProblem.MALFORMED
-    _, payload, signature = parts
-    if not hmac.compare_digest(signature, _signature(key, payload)):
-        return TokenProblem.FORGED
+    fields = unseal(key, TOKEN_PREFIX, token.strip(), 4)
+    if isinstance(fields, SealProblem):
+        return TokenProblem.FORGED if fields is SealProblem.FORGED else TokenProblem.MALFORMED
+    token_id, token_round, token_person, expires_s = fields
     try:
-        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
-        token_id, token_round, token_person, expires_s = raw.split("\n")
         expires_at = _EPOCH + timedelta(seconds=int(expires_s))
     except ValueError:
         return TokenProblem.MALFORMED

@@ -1,0 +1,139 @@
+"""Where one process spends its CPU on the claim path: cProfile of the ASGI app, no HTTP server.
+
+    .venv/bin/python benchmarks/profile_claims.py [--claims 20000] [--credential pass|bearer]
+        [--engine redis|embedded] [--top 25]
+
+Builds the app as `xfq serve` does (the bench campaign, a simulated clock at its opening, the
+Redis engine on a throwaway redis-server with appendfsync always and the persister thread, or
+the embedded engine on SQLite), then sends `--claims` new people's claims straight to the ASGI
+callable, 64 at a time, each with a claim pass made for them beforehand or a bearer token of
+their own. Half of them are timed without the profiler (CPU µs per claim of this process, all
+threads), the other half profiled: the functions costing most, by own time, then cumulative.
+No HTTP server and no load generator share the process: what is left is the app's own cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import pstats
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from harness import issuers_env, redis_server, tokens_file
+
+from xfq.api.app import create_app
+from xfq.bootstrap import Container, build
+from xfq.config import IssuerSetting, Settings
+from xfq.domain.claim_pass import issue_pass
+from xfq.domain.eligibility import Citizen, Residency
+
+HERE = Path(__file__).resolve().parent
+SPEC = HERE / "bench-campaign.toml"
+OPENS_AT = "2022-03-05T10:00:00+08:00"
+CONCURRENT = 64
+
+
+def _container(workdir: Path, redis_url: str | None, persister: bool) -> Container:
+    issuers = [IssuerSetting(**i) for i in json.loads(issuers_env())]
+    settings = Settings(
+        database_url=f"sqlite:///{workdir / 'ledger.db'}",
+        spec_path=SPEC,
+        issuers=issuers,
+        simulated_start=OPENS_AT,
+        redis_url=redis_url,
+        redis_persister=persister,
+        claim_rate_per_address_per_s=1e9,
+        claim_burst_per_address=1_000_000_000,
+    )
+    return build(settings)
+
+
+def _credentials(container: Container, credential: str, count: int) -> list[tuple[bytes, bytes]]:
+    if credential == "bearer":
+        with tokens_file(count).open(encoding="ascii") as lines:
+            return [
+                (b"authorization", f"Bearer {next(lines).strip()}".encode()) for _ in range(count)
+            ]
+    expires_at = container.clock.now().replace(year=2030)
+    return [
+        (b"claim-pass", issue_pass(container.passes, "b1", _citizen(i), expires_at).encode())
+        for i in range(count)
+    ]
+
+
+def _citizen(i: int) -> Citizen:
+    return Citizen(f"b{i:08d}", Residency.PERMANENT, True)
+
+
+async def _one(app: Any, credential: tuple[bytes, bytes], key: str, codes: dict[int, int]) -> None:
+    body = [{"type": "http.request", "body": b'{"type_id":"plenty"}', "more_body": False}]
+    scope = {
+        "type": "http", "method": "POST", "path": "/v1/claims", "client": ("127.0.0.1", 1),
+        "headers": [credential, (b"idempotency-key", key.encode()),
+                    (b"content-type", b"application/json")],
+    }  # fmt: skip
+
+    async def receive() -> dict[str, Any]:
+        return body.pop()
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            codes[message["status"]] = codes.get(message["status"], 0) + 1
+
+    await app(scope, receive, send)
+
+
+async def _drive(app: Any, credentials: list[tuple[bytes, bytes]]) -> dict[int, int]:
+    codes: dict[int, int] = {}
+    for start in range(0, len(credentials), CONCURRENT):
+        batch = credentials[start : start + CONCURRENT]
+        await asyncio.gather(*(_one(app, c, f"k{start + n}", codes) for n, c in enumerate(batch)))
+    return codes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--claims", type=int, default=20_000)
+    parser.add_argument("--credential", choices=("pass", "bearer"), default="pass")
+    parser.add_argument("--engine", choices=("redis", "embedded"), default="redis")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--no-persister", action="store_true", help="without the thread moving claims to the ledger"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="xfq-profile-") as tmp, ExitStack() as stack:
+        workdir = Path(tmp)
+        url = None
+        if args.engine == "redis":
+            url = stack.enter_context(redis_server(workdir))[1]
+        container = _container(workdir, url, not args.no_persister)
+        stack.callback(container.close)
+        app = create_app(container)
+        credentials = _credentials(container, args.credential, args.claims)
+        warm, half = CONCURRENT * 4, (len(credentials) + CONCURRENT * 4) // 2
+        asyncio.run(_drive(app, credentials[:warm]))  # connect, load the scripts
+        cpu = time.process_time()
+        codes = asyncio.run(_drive(app, credentials[warm:half]))
+        cpu = time.process_time() - cpu
+        profile = cProfile.Profile()
+        profile.enable()
+        asyncio.run(_drive(app, credentials[half:]))
+        profile.disable()
+    done = sum(codes.values())
+    persister = "" if args.no_persister or args.engine != "redis" else " + persister thread"
+    print(f"{args.credential}, {args.engine}{persister}: {done:,} claims {codes}, "
+          f"{cpu:.2f} s CPU of this "
+          f"process: {cpu / done * 1e6:.0f} µs per claim (no profiler)")  # fmt: skip
+    stats = pstats.Stats(profile).strip_dirs()
+    stats.sort_stats("tottime").print_stats(args.top)
+    stats.sort_stats("cumulative").print_stats(args.top)
+
+
+if __name__ == "__main__":
+    main()
