@@ -40,8 +40,8 @@ async def front(tmp_path: Path) -> AsyncIterator[tuple[ClaimFront, httpx.AsyncCl
     )
     container = build(settings, SimulatedClock(OPENING + timedelta(seconds=1)))
     app = create_app(container)
-    assert isinstance(app, ClaimFront)
     transport = httpx.ASGITransport(app=app)
+    assert isinstance(app, ClaimFront)
     async with httpx.AsyncClient(transport=transport, base_url="http://xfq.test") as client:
         yield app, client
     container.close()
