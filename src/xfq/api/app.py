@@ -24,6 +24,7 @@ from xfq.api import (
     waiting_room,
 )
 from xfq.api.admission import Admission
+from xfq.api.body_limit import BodyLimit
 from xfq.api.claiming import ClaimFront, ClaimStats
 from xfq.api.ratelimit import Buckets, RateLimiter
 from xfq.bootstrap import Container
@@ -74,4 +75,5 @@ def create_app(container: Container) -> Any:
         lambda: admission.in_flight,
     )
     web.install(app)
+    app.add_middleware(BodyLimit, max_bytes=s.max_body_bytes)
     return ClaimFront(app, container, limiter, stats, metrics, admission)

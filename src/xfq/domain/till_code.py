@@ -55,8 +55,10 @@ def issue_code(
 
 def read_code(key: bytes, code: str, now: datetime) -> TillCode | CodeProblem:
     """The voucher and holder a code names, or why it cannot be used."""
+    if len(code) > 512 or not code.isascii():  # compare_digest refuses non-ASCII text
+        return CodeProblem.MALFORMED
     parts = code.strip().split(".")
-    if len(parts) != 3 or parts[0] != PREFIX or len(code) > 512:
+    if len(parts) != 3 or parts[0] != PREFIX:
         return CodeProblem.MALFORMED
     _, payload, signature = parts
     if not hmac.compare_digest(signature, _signature(key, payload)):
@@ -64,7 +66,7 @@ def read_code(key: bytes, code: str, now: datetime) -> TillCode | CodeProblem:
     try:
         voucher_id, person_id, expires_s = _unb64(payload).decode().split("\n")
         expires_at = _EPOCH + timedelta(seconds=int(expires_s))
-    except ValueError:  # signed by us, so this means a bug or a changed key format
+    except (ValueError, OverflowError):  # signed by us: a bug or a changed key format
         return CodeProblem.MALFORMED
     if now >= expires_at:
         return CodeProblem.EXPIRED
