@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+import re
+from datetime import date, datetime, tzinfo
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from xfq.domain.campaign import Campaign, Round, VoucherType
 from xfq.domain.voucher import Voucher
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 Key = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9999, 12, 30)
+
+
+def _iso_day(value: object) -> object:
+    # Pydantic would read "0" as a Unix time (1970-01-01); a day is only ever YYYY-MM-DD here.
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("a day is written YYYY-MM-DD")
+    return value
+
+
+def _in_range(day: date) -> date:
+    # The day's end (the next midnight) in any time zone must still be a datetime.
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(f"a day from {FIRST_DAY} to {LAST_DAY}")
+    return day
+
+
+Day = Annotated[
+    date,
+    BeforeValidator(_iso_day),
+    AfterValidator(_in_range),
+    Path(description="A day in the campaign's time zone, YYYY-MM-DD."),
+]
 
 
 class Problem(BaseModel):
