@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections import Counter
@@ -17,6 +18,7 @@ from typing import Any
 
 from xfq.api.admission import Admission, Shed, Ticket
 from xfq.api.auth.tokens import AuthError, Identity, Role, require_role
+from xfq.api.deps import KEY_PATTERN
 from xfq.api.observability import Metrics
 from xfq.api.ratelimit import RateLimiter
 from xfq.api.schemas import ClaimOut, voucher_out
@@ -28,6 +30,7 @@ from xfq.ports import ClaimAnswer, ClaimRequest
 from xfq.services.waiting_room import AdmissionRefused
 
 MAX_BODY_BYTES = 4096
+_KEY = re.compile(KEY_PATTERN)
 Scope = dict[str, Any]
 
 
@@ -164,9 +167,11 @@ class ClaimFront:
                 429, "rate_limited", "too many claims; try again shortly", retry_after=wait_s
             )
         key = headers.get("idempotency-key", "")
-        if not (0 < len(key) <= 128) or not key.isascii():
+        if _KEY.fullmatch(key) is None:
             return _problem(
-                422, "invalid_request", "header Idempotency-Key: 1 to 128 ASCII characters"
+                422,
+                "invalid_request",
+                "header Idempotency-Key: 1 to 128 of A-Z a-z 0-9 _ . : -",
             )
         if body is None:
             return _problem(
