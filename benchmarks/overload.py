@@ -14,6 +14,7 @@ reconciled afterwards. Results: RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +35,13 @@ class Run:
 def _measure(run: Run, args: argparse.Namespace, tokens: Path, workdir: Path) -> Load:
     env = {**_xfq_env(), **run.env}
     load_env = {"XFQ_BENCH_TOKENS": str(tokens), "XFQ_BENCH_TYPE": "plenty"}
+    load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
     with embedded_server(workdir, env) as (port, ledger):
         warm = {**load_env, "XFQ_BENCH_RUN": "warm", "XFQ_BENCH_OFFSET": str(args.people // 2)}
         wrk("warm", port, "/v1/claims", WARMUP_S, args.connections, warm)
         load = wrk(run.name, port, "/v1/claims", args.seconds, run.connections, load_env)
     ok, report = reconcile(ledger)
+    load.notes.append(f"load average {load_before:.1f}")
     load.notes.append("ledger reconciled" if ok else "LEDGER CHECK FAILED:\n" + report)
     return load
 

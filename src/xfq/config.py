@@ -47,8 +47,8 @@ class Settings(BaseSettings):
     claim_burst_per_address: int = 4000
     # Admission control per process (api/admission.py): claims past this many waiting for the
     # engine, or arriving once the oldest has waited this long, are answered 429 at once.
-    claim_max_in_flight: int = Field(default=1024, ge=1)
-    claim_max_wait_ms: float = Field(default=500.0, gt=0)
+    claim_max_in_flight: int = Field(default=256, ge=1)
+    claim_max_wait_ms: float = Field(default=250.0, gt=0)
     # Every request body (a campaign file of 1,000,000 characters, JSON-escaped, fits).
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=4096)
     # The Redis claim engine (None: the embedded one). A Cluster is recognised by asking it.
