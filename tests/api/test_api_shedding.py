@@ -92,3 +92,17 @@ async def test_a_sold_out_type_is_answered_from_memory_even_when_the_server_is_f
     assert shed.status_code == 429 and shed.json()["code"] == "overloaded"
     app.admission.leave(held)
     assert (await _claim(front, "third", "plenty")).status_code == 201
+
+
+async def test_a_claim_before_any_campaign_is_loaded_is_a_409_problem(tmp_path: Path) -> None:
+    container = build(Settings(database_url=f"sqlite:///{tmp_path / 'empty.db'}"))
+    transport = httpx.ASGITransport(app=create_app(container))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://xfq.test") as client:
+            answer = await client.post(
+                "/v1/claims", json={"type_id": "plenty"}, headers=_headers(container, "early")
+            )
+    finally:
+        container.close()
+    assert answer.status_code == 409 and answer.json()["code"] == "no_campaign"
+    assert answer.headers["content-type"] == "application/problem+json"
