@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_KEY_BYTES = 32
@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     claim_burst_per_person: int = 6
     claim_rate_per_address_per_s: float = 2000.0
     claim_burst_per_address: int = 4000
+    # Admission control per process (api/admission.py): claims past this many waiting for the
+    # engine, or arriving once the oldest has waited this long, are answered 429 at once.
+    claim_max_in_flight: int = Field(default=256, ge=1)
+    claim_max_wait_ms: float = Field(default=250.0, gt=0)
+    # Every request body (a campaign file of 1,000,000 characters, JSON-escaped, fits).
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=4096)
     # The Redis claim engine (None: the embedded one). A Cluster is recognised by asking it.
     redis_url: str | None = None
     redis_shards: int = 1  # hash-tagged slices of the stock; at least the Cluster's masters

@@ -64,6 +64,11 @@ class ClaimEngine(Protocol):
 
     def remaining(self, type_id: str) -> int: ...
 
+    def sold_out(self, type_id: str) -> bool:
+        """True when this process answers claims of `type_id` from memory, without a store
+        round trip, because none is left (the claim front never sheds those)."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -24,6 +24,8 @@ from xfq.api import (
     settlements,
     waiting_room,
 )
+from xfq.api.admission import Admission
+from xfq.api.body_limit import BodyLimit
 from xfq.api.claiming import ClaimFront, ClaimStats
 from xfq.api.ratelimit import Buckets, RateLimiter
 from xfq.bootstrap import Container
@@ -68,5 +70,12 @@ def create_app(container: Container) -> Any:
         Buckets(s.claim_rate_per_address_per_s, s.claim_burst_per_address),
     )
     app.state.limiter = limiter
+    app.state.admission = admission = Admission(s.claim_max_in_flight, s.claim_max_wait_ms / 1000)
+    metrics.gauge(
+        "xfq_claims_in_flight",
+        "Claims this process is deciding, not answered yet (admission control bounds them)",
+        lambda: admission.in_flight,
+    )
     web.install(app)
-    return ClaimFront(app, container, limiter, stats, metrics)
+    app.add_middleware(BodyLimit, max_bytes=s.max_body_bytes)
+    return ClaimFront(app, container, limiter, stats, metrics, admission)

@@ -8,12 +8,12 @@ import json
 from datetime import UTC, date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from xfq.adapters.sql.audit import iter_entries, page
 from xfq.api.deps import ContainerDep, ReaderDep
-from xfq.api.schemas import PROBLEM_RESPONSES
+from xfq.api.schemas import PROBLEM_RESPONSES, Day
 from xfq.domain.audit import AuditEntry, daily_digest, verify_chain
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=PROBLEM_RESPONSES)
@@ -98,7 +98,7 @@ async def verify(_: ReaderDep, container: ContainerDep) -> VerifyOut:
 
 @router.get("/digest/{day}", response_model=DigestOut)
 async def digest(
-    day: Annotated[date, Path(description="The day, YYYY-MM-DD, in the campaign's time zone")],
+    day: Day,
     _: ReaderDep,
     container: ContainerDep,
 ) -> DigestOut:

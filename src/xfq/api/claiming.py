@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections import Counter
@@ -16,19 +17,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from xfq.api.admission import Admission, Shed, Ticket
 from xfq.api.auth.claim_pass import check_pass_round, pass_identity
 from xfq.api.auth.tokens import AuthError, Identity, Role, require_role
+from xfq.api.deps import KEY_PATTERN
 from xfq.api.observability import Metrics
 from xfq.api.ratelimit import RateLimiter
 from xfq.api.schemas import ClaimOut, voucher_out
 from xfq.bootstrap import Container
 from xfq.domain.claim import ClaimCode
 from xfq.domain.eligibility import Citizen
-from xfq.domain.errors import IdempotencyConflict, StorageUnavailable, UnknownObject
+from xfq.domain.errors import IdempotencyConflict, StorageUnavailable, UnknownObject, XfqError
 from xfq.ports import ClaimAnswer, ClaimRequest
 from xfq.services.waiting_room import AdmissionRefused
 
 MAX_BODY_BYTES = 4096
+_KEY = re.compile(KEY_PATTERN)
 Scope = dict[str, Any]
 
 
@@ -120,12 +124,14 @@ class ClaimFront:
         limiter: RateLimiter,
         stats: ClaimStats,
         metrics: Metrics,
+        admission: Admission,
     ) -> None:
         self.app = app
         self.container = container
         self.limiter = limiter
         self.stats = stats
         self.metrics = metrics
+        self.admission = admission
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == "/v1/claims" and scope["method"] == "POST":
@@ -141,6 +147,31 @@ class ClaimFront:
     async def _claim(
         self, scope: Scope, receive: Any
     ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
+        body = await _read_body(receive)
+        ticket = self.admission.enter(time.perf_counter())
+        if isinstance(ticket, Shed) and not self._answered_from_memory(body):
+            self.metrics.claim_shed(ticket.value)
+            return _problem(
+                429,
+                "overloaded",
+                "too many claims at once on this server; try again shortly",
+                retry_after=self.admission.retry_after_s(),
+            )
+        try:
+            return await self._admitted(scope, body)
+        finally:
+            if isinstance(ticket, Ticket):
+                self.admission.leave(ticket)
+
+    def _answered_from_memory(self, body: bytes | None) -> bool:
+        """The claim names a type this process answers sold out without its store."""
+        type_id, problem = _type_id(body)
+        engine = self.container.engine
+        return problem is None and engine is not None and engine.sold_out(type_id)
+
+    async def _admitted(
+        self, scope: Scope, body: bytes | None
+    ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         now = self.container.clock.now()
         address = (scope.get("client") or ("unknown", 0))[0]
@@ -155,11 +186,17 @@ class ClaimFront:
                 429, "rate_limited", "too many claims; try again shortly", retry_after=wait_s
             )
         key = headers.get("idempotency-key", "")
-        if not (0 < len(key) <= 128) or not key.isascii():
+        if _KEY.fullmatch(key) is None:
             return _problem(
-                422, "invalid_request", "header Idempotency-Key: 1 to 128 ASCII characters"
+                422,
+                "invalid_request",
+                "header Idempotency-Key: 1 to 128 of A-Z a-z 0-9 _ . : -",
             )
-        type_id, problem = await _type_id(receive)
+        if body is None:
+            return _problem(
+                413, "body_too_large", f"the body is larger than {MAX_BODY_BYTES} bytes"
+            )
+        type_id, problem = _type_id(body)
         if problem is not None:
             return _problem(422, "invalid_request", problem)
         try:
@@ -169,26 +206,42 @@ class ClaimFront:
             )
         except AuthError as error:  # a pass for another round
             return _problem(error.status, error.code, error.detail)
-        except AdmissionRefused as error:
-            return _problem(403, error.code, str(error))
-        except IdempotencyConflict as error:
-            return _problem(422, error.code, str(error))
-        except UnknownObject as error:
-            return _problem(404, error.code, str(error))
-        except StorageUnavailable as error:
-            return _problem(503, error.code, str(error), retry_after=1)
+        except XfqError as error:
+            return _refusal(error)
         return status, out.model_dump(mode="json"), []
 
 
-async def _type_id(receive: Any) -> tuple[str, str | None]:
+def _refusal(error: XfqError) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
+    """A claim the engine or the waiting room refused, as problem+json."""
+    if isinstance(error, AdmissionRefused):
+        return _problem(403, error.code, str(error))
+    if isinstance(error, IdempotencyConflict):
+        return _problem(422, error.code, str(error))
+    if isinstance(error, UnknownObject):
+        return _problem(404, error.code, str(error))
+    if isinstance(error, StorageUnavailable):
+        return _problem(503, error.code, str(error), retry_after=1)
+    return _problem(409, error.code, str(error))  # e.g. no campaign loaded yet
+
+
+async def _read_body(receive: Any) -> bytes | None:
+    """The request's body, or None once it is larger than `MAX_BODY_BYTES`."""
     body = b""
     more = True
     while more:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            break
         body += message.get("body", b"")
         more = message.get("more_body", False)
         if len(body) > MAX_BODY_BYTES:
-            return "", f"the body is larger than {MAX_BODY_BYTES} bytes"
+            return None
+    return body
+
+
+def _type_id(body: bytes | None) -> tuple[str, str | None]:
+    if body is None:
+        return "", f"the body is larger than {MAX_BODY_BYTES} bytes"
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):

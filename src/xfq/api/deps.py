@@ -68,13 +68,14 @@ OperatorDep = Annotated[Identity, Depends(operator)]
 ReaderDep = Annotated[Identity, Depends(reader)]
 MerchantDep = Annotated[str, Depends(merchant)]
 DeskDep = Annotated[Identity, Depends(desk)]
+KEY_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"  # an Idempotency-Key, also checked by the claim front
 IdempotencyKey = Annotated[
     str,
     Header(
         alias="Idempotency-Key",
         min_length=1,
         max_length=128,
-        pattern=r"^[A-Za-z0-9_.:-]+$",
+        pattern=KEY_PATTERN,
         description="The same key gives the same answer and no second effect",
     ),
 ]

@@ -159,10 +159,10 @@ async def post_refund(
         container.ledger, campaign, container.ids, container.clock.now(), request
     )
     answer = await asyncio.wrap_future(future)
+    _raise_refusal(answer.code, answer.message)  # as problem+json, like every error
     out = RefundOut(
         code=answer.code.value,
         message=answer.message,
         outcome=answer.outcome.value if answer.outcome else None,
     )
-    status = {RefundCode.OK: 201, RefundCode.NOT_FOUND: 404, RefundCode.IDEMPOTENCY_CONFLICT: 422}
-    return JSONResponse(out.model_dump(mode="json"), status.get(answer.code, 200))
+    return JSONResponse(out.model_dump(mode="json"), 201 if answer.code is RefundCode.OK else 200)

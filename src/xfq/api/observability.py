@@ -51,6 +51,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._shed = Counter(
+            "xfq_claims_shed",
+            "Claims answered 429 at once because the engine was behind (reason: in_flight or "
+            "queue_age)",
+            ["reason"],
+            registry=self.registry,
+        )
         # Children resolved once: labels() takes a lock and a dict lookup per call.
         self._by_code = {code.value: self._claims.labels(code.value) for code in ClaimCode}
         self._gauges: list[Gauge] = []
@@ -59,6 +66,9 @@ class Metrics:
         child = self._by_code.get(code) or self._claims.labels(code)
         child.inc()
         self.claim_seconds.observe(seconds)
+
+    def claim_shed(self, reason: str) -> None:
+        self._shed.labels(reason).inc()
 
     def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         """A value read at each scrape (one process only: not in multiprocess mode)."""

@@ -30,6 +30,24 @@ _SECURITY_EITHER: dict[tuple[str, str], list[dict[str, list[str]]]] = {
 }
 _SECURITY_BY_TAG = {"citizens": "bearer", "operators": "bearer", "merchants": "merchantKey"}
 _PUBLIC = {("/v1/campaign", "get")}
+_TILL_CODE = ("/v1/vouchers/{voucher_id}/till-code", "post")
+_REDEMPTION = ("/v1/merchant/redemptions", "post")
+_CODE = {"requestBody": {"code": "$response.body#/code"}}
+_REDEMPTION_ID = {"parameters": {"path.redemption_id": "$response.body#/id"}}
+# How a voucher moves through the API, as OpenAPI links (clients and schemathesis follow them):
+# (from path, method, status) -> name, (to path, method), what the next request takes.
+_LINKS: list[tuple[tuple[str, str, str], str, tuple[str, str], dict[str, Any]]] = [
+    (("/v1/claims", "post", "201"), "TillCodeOfIssued", _TILL_CODE,
+     {"parameters": {"path.voucher_id": "$response.body#/voucher/id"}}),
+    (("/v1/wallet", "get", "200"), "TillCodeOfFirst", _TILL_CODE,
+     {"parameters": {"path.voucher_id": "$response.body#/vouchers/0/id"}}),
+    ((*_TILL_CODE, "200"), "Quote", ("/v1/merchant/quotes", "post"), _CODE),
+    ((*_TILL_CODE, "200"), "Redeem", _REDEMPTION, _CODE),
+    ((*_REDEMPTION, "201"), "Redemption",
+     ("/v1/merchant/redemptions/{redemption_id}", "get"), _REDEMPTION_ID),
+    ((*_REDEMPTION, "201"), "Refund",
+     ("/v1/merchant/redemptions/{redemption_id}/refunds", "post"), _REDEMPTION_ID),
+]  # fmt: skip
 
 
 def install(app: FastAPI) -> None:
@@ -56,7 +74,15 @@ def _document(app: FastAPI) -> dict[str, Any]:
             scheme = next((_SECURITY_BY_TAG[t] for t in tags if t in _SECURITY_BY_TAG), None)
             if scheme is not None and (path, method) not in _PUBLIC:
                 operation["security"] = _SECURITY_EITHER.get((path, method), [{scheme: []}])
+    _link(doc["paths"])
     schemas = components.get("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     return doc
+
+
+def _link(paths: dict[str, Any]) -> None:
+    for (path, method, status), name, (to_path, to_method), how in _LINKS:
+        response = paths[path][method]["responses"][status]
+        target = paths[to_path][to_method]["operationId"]
+        response.setdefault("links", {})[name] = {"operationId": target, **how}

@@ -56,7 +56,12 @@ def _validation(_request: Request, error: Exception) -> Response:
 
 def _http(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
-    codes = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed"}
+    codes = {
+        400: "malformed_body",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "body_too_large",
+    }
     code = codes.get(error.status_code, "http_error")
     headers = dict(error.headers or {})
     if error.status_code == 405:

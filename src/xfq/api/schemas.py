@@ -2,15 +2,48 @@
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+import re
+from datetime import date, datetime, tzinfo
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from xfq.domain.campaign import Campaign, Round, VoucherType
 from xfq.domain.voucher import Voucher
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 Key = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+# YYYY-MM-DD from 1970 to 2999: its next midnight in any time zone is still a datetime.
+DAY_PATTERN = r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+
+
+def _iso_day(value: object) -> object:
+    # Pydantic would read "0" as a Unix time (1970-01-01); a day is only ever YYYY-MM-DD here.
+    if isinstance(value, str) and not re.fullmatch(DAY_PATTERN, value):
+        raise ValueError("a day is written YYYY-MM-DD, from 1970 to 2999")
+    return value
+
+
+Day = Annotated[
+    date,
+    BeforeValidator(_iso_day),
+    Path(
+        description="A day in the campaign's time zone, YYYY-MM-DD.",
+        json_schema_extra={"pattern": DAY_PATTERN},
+    ),
+]
+
+
+def _whole_number(value: object) -> object:
+    # JSON Schema counts 17800.0 as an integer, so the published schema allows it; it is taken
+    # exactly. 17800.5 and "17800" stay refused (the models are strict).
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    return value
+
+
+Fen = Annotated[int, BeforeValidator(_whole_number)]  # an amount of money in fen
 
 
 class Problem(BaseModel):
@@ -31,6 +64,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
         (403, "Not allowed for this role"),
         (404, "Not found"),
         (409, "Not possible now"),
+        (413, "The body is larger than the server takes"),
         (422, "The request is not valid"),
         (429, "Too many requests; see Retry-After"),
         (503, "Try again shortly"),
@@ -111,8 +145,8 @@ class TillCodeOut(BaseModel):
 
 class OrderIn(BaseModel):
     model_config = _STRICT
-    list_price_fen: int = Field(gt=0, le=10_000_000_000)
-    merchant_promotion_fen: int = Field(default=0, ge=0, le=10_000_000_000)
+    list_price_fen: Fen = Field(gt=0, le=10_000_000_000)
+    merchant_promotion_fen: Fen = Field(default=0, ge=0, le=10_000_000_000)
 
 
 class QuoteIn(BaseModel):
@@ -157,7 +191,7 @@ class RedeemOut(BaseModel):
 
 class RefundIn(BaseModel):
     model_config = _STRICT
-    refund_fen: int = Field(gt=0, le=10_000_000_000)
+    refund_fen: Fen = Field(gt=0, le=10_000_000_000)
 
 
 class RefundOut(BaseModel):

@@ -4,20 +4,19 @@ downloads its own statement (CSV)."""
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, BeforeValidator
+from pydantic import BaseModel
 
 from xfq.adapters.settlement_files import day_csv, statement_csv
 from xfq.adapters.sql.rollovers import SqlRolloverStore
 from xfq.adapters.sql.settlement import SqlSettlementStore
 from xfq.api.deps import ContainerDep, IdempotencyKey, MerchantDep, OperatorDep, ReaderDep
 from xfq.api.idempotency import once
-from xfq.api.schemas import PROBLEM_RESPONSES
+from xfq.api.schemas import PROBLEM_RESPONSES, Day
 from xfq.bootstrap import Container
 from xfq.domain.settlement import DaySettlement
 from xfq.housekeeping import apply_rollover
@@ -28,18 +27,6 @@ ops_router = APIRouter(prefix="/v1/ops", tags=["operators"], responses=PROBLEM_R
 merchant_router = APIRouter(prefix="/v1/merchant", tags=["merchants"], responses=PROBLEM_RESPONSES)
 
 
-def _iso_day(value: object) -> object:
-    # Pydantic would read "0" as a Unix time (1970-01-01); a day is only ever YYYY-MM-DD here.
-    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        raise ValueError("a day is written YYYY-MM-DD")
-    return value
-
-
-Day = Annotated[
-    date,
-    BeforeValidator(_iso_day),
-    Path(description="A day in the campaign's time zone, YYYY-MM-DD."),
-]
 RoundId = Annotated[str, Path(min_length=1, max_length=64)]
 CSV = "text/csv; charset=utf-8"
 CSV_RESPONSE: dict[int | str, dict[str, object]] = {

@@ -67,7 +67,7 @@ def head_of(token: str) -> str | None:
 
 def unseal(key: bytes, head: str, token: str, count: int) -> list[str] | SealProblem:
     """The `count` fields of a token sealed under `head` with `key`, or why not."""
-    if len(token) > MAX_TOKEN_CHARS:
+    if len(token) > MAX_TOKEN_CHARS or not token.isascii():  # compare_digest refuses non-ASCII
         return SealProblem.MALFORMED
     parts = token.rsplit(".", 2)
     if len(parts) != 3 or parts[0] != head:

@@ -45,7 +45,7 @@ def read_code(key: bytes, code: str, now: datetime) -> TillCode | CodeProblem:
     voucher_id, person_id, expires_s = fields
     try:
         expires_at = _EPOCH + timedelta(seconds=int(expires_s))
-    except ValueError:  # signed by us, so this means a bug or a changed format
+    except (ValueError, OverflowError):  # signed by us: a bug or a changed key format
         return CodeProblem.MALFORMED
     if now >= expires_at:
         return CodeProblem.EXPIRED

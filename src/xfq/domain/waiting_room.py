@@ -130,7 +130,7 @@ def read_token(
     token_id, token_round, token_person, expires_s = fields
     try:
         expires_at = _EPOCH + timedelta(seconds=int(expires_s))
-    except ValueError:
+    except (ValueError, OverflowError):  # signed by us: a bug or a changed key format
         return TokenProblem.MALFORMED
     if (token_round, token_person) != (round_id, person_id):
         return TokenProblem.OTHER

@@ -111,6 +111,12 @@ class EmbeddedClaimEngine:
         with self._lock:
             return sum(self._remaining[pool] for pool in self._pools[type_id])
 
+    def sold_out(self, type_id: str) -> bool:
+        """Every pool of the type is empty. Read without the lock: a hint for admission control,
+        the claim itself is decided under the lock."""
+        pools = self._pools.get(type_id)
+        return pools is not None and not any(self._remaining[pool] for pool in pools)
+
     def pool_stock(self) -> dict[str, int]:
         """What is left in each pool: `type`, `type#assisted`, `type@district`."""
         with self._lock:

@@ -168,6 +168,9 @@ class RedisClaimEngine:
     def remaining(self, type_id: str) -> int:
         return self.stock()[type_id]
 
+    def sold_out(self, type_id: str) -> bool:
+        return type_id in self._sold_out
+
     def stock(self) -> dict[str, int]:
         """Remaining count of every voucher type, summed over the shards."""
         types = [t.id for r in self._campaign.rounds for t in r.types]
