@@ -85,13 +85,15 @@ class History:
         for kind in sorted({op.kind for op in self.operations}):
             ops = self.of_kind(kind)
             codes: Counter[str] = Counter(a.code for op in ops for a in op.attempts)
-            unknown_first = sum(1 for op in ops if not op.first_known)
+            unknown_first = [op for op in ops if not op.first_known]
+            resolved_to = Counter(op.last.code for op in unknown_first if op.last.known)
             by_kind[kind] = {
                 "operations": len(ops),
                 "requests": sum(len(op.attempts) for op in ops),
                 "outcomes_by_code": dict(sorted(codes.items())),
                 "unknown_then_resolved": sum(1 for op in ops if op.resolved_by_retry),
-                "first_attempt_unknown": unknown_first,
+                "first_attempt_unknown": len(unknown_first),
+                "unknown_resolved_to": dict(sorted(resolved_to.items())),
                 "still_unknown": sum(1 for op in ops if not op.last.known),
             }
         return by_kind

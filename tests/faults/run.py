@@ -62,7 +62,7 @@ async def _drive(plan: Plan, deployment: Deployment, nemesis: Nemesis, history: 
         await workload.redeem_all(_held(history), plan.redeem_s, plan.concurrency)
         await asyncio.to_thread(nemesis.stop)
         await asyncio.to_thread(deployment.wait_healthy)
-        await workload.resolve(RESOLVE_ROUNDS)
+        await workload.resolve(RESOLVE_ROUNDS, plan.concurrency)
     finally:
         await workload.close()
 

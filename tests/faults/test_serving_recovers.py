@@ -75,3 +75,22 @@ def test_a_worker_killed_with_minus_9_is_replaced(deployment: Deployment) -> Non
     assert deployment.api is not None and deployment.api.poll() is None  # the server stayed up
     deployment.wait_healthy()
     assert deployment.restarts["api"] == 0
+
+
+def test_a_claim_while_the_redis_link_is_cut_gets_a_503_not_a_hang(
+    deployment: Deployment,
+) -> None:
+    assert deployment.redis_proxy is not None
+    token = deployment.idp.token("p-cut", Role.CITIZEN, deployment.now, ttl=timedelta(days=1))
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "cut-1"}
+    url = f"{deployment.base_url}/v1/claims"
+    body = {"type_id": "r1-retail-30-6"}
+    deployment.redis_proxy.set("blackhole")  # until the answer comes, however long
+    try:
+        cut = httpx.post(url, json=body, headers=headers, timeout=120)
+    finally:
+        deployment.redis_proxy.set("pass")
+    assert cut.status_code == 503, cut.text
+    assert cut.headers["Retry-After"] == "1"
+    again = httpx.post(url, json=body, headers=headers, timeout=30)  # the same key, healed
+    assert again.status_code == 201, again.text

@@ -27,6 +27,7 @@ CLAIM_PATH = "/v1/claims"
 REDEEM_PATH = "/v1/merchant/redemptions"
 TILL_CODE_TRIES = 40
 RETRY_PAUSE_S = 0.25
+MAX_CONNECTIONS = 64  # above what the phases send at once (concurrency × 2)
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,10 @@ class Workload:
         self.now = now
         self.history = history
         self.rng = random.Random(seed)
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        self.client = httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits)
+        limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=64)
+        # Waiting for a free connection is the client's own queue, not the server's answer.
+        timeout = httpx.Timeout(timeout_s, pool=None)
+        self.client = httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits)
         self._tokens: dict[str, str] = {}
         self.tills: list[Till] = []
 
@@ -211,11 +214,17 @@ class Workload:
 
     # --- after the faults -------------------------------------------------------------------
 
-    async def resolve(self, rounds: int) -> None:
+    async def resolve(self, rounds: int, concurrency: int) -> None:
         """Retry every operation whose outcome is unknown, same key and body, until known."""
+        slots = asyncio.Semaphore(concurrency)
+
+        async def retry(op: Operation) -> None:
+            async with slots:
+                await self.attempt(op)
+
         for _ in range(rounds):
             todo = self.history.unresolved()
             if not todo:
                 return
-            await asyncio.gather(*(self.attempt(op) for op in todo))
+            await asyncio.gather(*(retry(op) for op in todo))
             await asyncio.sleep(RETRY_PAUSE_S)
