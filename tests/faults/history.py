@@ -52,15 +52,10 @@ class Operation:
     path: str
     body: bytes
     attempts: list[Attempt] = field(default_factory=list)
-    resolved_by_retry: bool = False  # the first attempt was unknown, a later one known
 
     @property
     def last(self) -> Attempt:
         return self.attempts[-1]
-
-    @property
-    def first_known(self) -> bool:
-        return self.attempts[0].known
 
     def answers(self) -> list[Attempt]:
         return [a for a in self.attempts if a.known]
@@ -85,15 +80,18 @@ class History:
         for kind in sorted({op.kind for op in self.operations}):
             ops = self.of_kind(kind)
             codes: Counter[str] = Counter(a.code for op in ops for a in op.attempts)
-            unknown_first = [op for op in ops if not op.first_known]
-            resolved_to = Counter(op.last.code for op in unknown_first if op.last.known)
+            hit = [op for op in ops if any(not a.known for a in op.attempts)]
+            resolved_to = Counter(op.last.code for op in hit if op.last.known)
+            why: Counter[str] = Counter(
+                a.error or a.code for op in ops for a in op.attempts if not a.known
+            )
             by_kind[kind] = {
                 "operations": len(ops),
                 "requests": sum(len(op.attempts) for op in ops),
                 "outcomes_by_code": dict(sorted(codes.items())),
-                "unknown_then_resolved": sum(1 for op in ops if op.resolved_by_retry),
-                "first_attempt_unknown": len(unknown_first),
-                "unknown_resolved_to": dict(sorted(resolved_to.items())),
+                "with_an_unknown_outcome": len(hit),
+                "unknown_attempts_by_cause": dict(sorted(why.items())),
+                "unknown_resolved_by_retry_to": dict(sorted(resolved_to.items())),
                 "still_unknown": sum(1 for op in ops if not op.last.known),
             }
         return by_kind

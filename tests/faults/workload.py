@@ -95,8 +95,6 @@ class Workload:
             got = Attempt(None, UNKNOWN, {}, type(error).__name__)
         else:
             got = attempt_of(reply.status_code, reply.content)
-        if op.attempts and not op.attempts[-1].known and got.known:
-            op.resolved_by_retry = True
         op.attempts.append(got)
         return got
 
