@@ -140,6 +140,37 @@ def test_two_tills_racing_for_one_voucher_redeem_it_once(city: City) -> None:
     assert city.rows("redemptions") == 1
 
 
+RACES = 200
+
+
+def test_tills_on_two_api_processes_racing_redeem_each_voucher_once(city: City) -> None:
+    """Two processes, two ledger writers on one PostgreSQL ledger (several API workers): the
+    loser of each race is answered `already_redeemed`, not an error."""
+    if city.db.backend != "postgresql":
+        pytest.skip("a SQLite ledger has one writer at a time (BEGIN IMMEDIATE)")
+    other = SqlLedger(city.db.url)  # the second process's writer
+    try:
+        vouchers = [city.grab(f"p{n}", "r6-retail-30-6") for n in range(RACES)]
+
+        def till(m: int) -> list[CheckoutCode]:
+            ledger, shop = ((city.ledger, "shop"), (other, "shop2"))[m]
+            requests = [
+                RedeemRequest(shop, v.person_id, v.id, f"o{n}-{m}", Order(5000, 0), f"k{n}-{m}")
+                for n, v in enumerate(vouchers)
+            ]
+            now = city.clock.now()
+            futures = [submit_redeem(ledger, city.campaign, city.ids, now, r) for r in requests]
+            return [f.result().code for f in futures]  # an error would raise here
+
+        with ThreadPoolExecutor(2) as pool:
+            codes = [c for got in pool.map(till, range(2)) for c in got]
+    finally:
+        other.close()
+    assert codes.count(CheckoutCode.OK) == RACES
+    assert codes.count(CheckoutCode.ALREADY_REDEEMED) == RACES
+    assert city.rows("redemptions") == RACES
+
+
 def test_nobody_redeems_a_voucher_that_is_not_theirs(city: City) -> None:
     voucher = city.grab("alice", "r6-retail-30-6")
     answer = city.redeem("shop", voucher, Order(5000, 0), "k1", person="mallory")

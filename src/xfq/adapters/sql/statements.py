@@ -88,7 +88,9 @@ def _core() -> dict[str, ClauseElement]:
             r.c.merchant_id == p("merchant_id"), r.c.idempotency_key == p("key")
         ),
         # The voucher with both of a redemption's other reads as columns: one driver call, not
-        # three, on the writer thread that every till waits for.
+        # three, on the writer thread that every till waits for. The voucher's row is locked
+        # (PostgreSQL; SQLite's writer holds the whole database): another process's writer
+        # redeeming it at the same moment waits, then reads it redeemed.
         "till_context": sa.select(
             v,
             sa.select(r.c.id)
@@ -99,7 +101,9 @@ def _core() -> dict[str, ClauseElement]:
                 r.c.order_ref == p("order_ref"),
                 r.c.state == lit("posted"),
             ),
-        ).where(v.c.id == p("id")),
+        )
+        .where(v.c.id == p("id"))
+        .with_for_update(of=v),
         "set_redemption_reversed": r.update()
         .where(r.c.id == p("id"), r.c.state == lit("posted"))
         .values(state=lit("reversed"), reversed_at_us=p("at_us")),
