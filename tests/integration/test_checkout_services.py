@@ -171,6 +171,41 @@ def test_tills_on_two_api_processes_racing_redeem_each_voucher_once(city: City) 
     assert city.rows("redemptions") == RACES
 
 
+def test_refunds_on_two_api_processes_racing_reverse_each_redemption_once(city: City) -> None:
+    if city.db.backend != "postgresql":
+        pytest.skip("a SQLite ledger has one writer at a time (BEGIN IMMEDIATE)")
+    vouchers = [city.grab(f"p{n}", "r6-retail-30-6") for n in range(RACES)]
+    redeemed = [
+        city.redeem("shop", v, Order(5000, 0), f"k{n}", f"o{n}") for n, v in enumerate(vouchers)
+    ]
+    ids = [a.redemption.id for a in redeemed if a.redemption is not None]
+    other = SqlLedger(city.db.url)  # the second process's writer
+    try:
+
+        def till(m: int) -> list[RefundCode]:
+            ledger = (city.ledger, other)[m]
+            now = city.clock.now()
+            futures = [
+                submit_refund(
+                    ledger,
+                    city.campaign,
+                    city.ids,
+                    now,
+                    RefundRequest("shop", i, 5000, f"f{i}-{m}"),
+                )
+                for i in ids
+            ]
+            return [f.result().code for f in futures]  # an error would raise here
+
+        with ThreadPoolExecutor(2) as pool:
+            codes = [c for got in pool.map(till, range(2)) for c in got]
+    finally:
+        other.close()
+    assert codes.count(RefundCode.OK) == RACES
+    assert codes.count(RefundCode.ALREADY_REVERSED) == RACES
+    assert city.rows("refunds") == RACES
+
+
 def test_nobody_redeems_a_voucher_that_is_not_theirs(city: City) -> None:
     voucher = city.grab("alice", "r6-retail-30-6")
     answer = city.redeem("shop", voucher, Order(5000, 0), "k1", person="mallory")

@@ -51,6 +51,7 @@ class Statements:
     merchant: str
     insert_redemption: str
     redemption: str
+    redemption_to_change: str
     redemption_by_key: str
     till_context: str
     set_redemption_reversed: str
@@ -84,6 +85,8 @@ def _core() -> dict[str, ClauseElement]:
         "merchant": sa.select(merchants).where(merchants.c.id == p("id")),
         "insert_redemption": _insert(redemptions),
         "redemption": sa.select(r).where(r.c.id == p("id")),
+        # Refunds of one redemption one at a time, across processes (see till_context).
+        "redemption_to_change": sa.select(r).where(r.c.id == p("id")).with_for_update(),
         "redemption_by_key": sa.select(r).where(
             r.c.merchant_id == p("merchant_id"), r.c.idempotency_key == p("key")
         ),
