@@ -1,13 +1,12 @@
 """One fault run end to end: deploy, drive the grab and the redemptions under the nemesis, heal,
 resolve every unknown outcome, let the persister catch up, check, and write the summary.
 
-By hand (the longer form): `XFQ_FAULTS_LONG=1 .venv/bin/pytest tests/faults -m slow -s`, or
-`.venv/bin/python -m faults.run --people 2000 --grab 120 --redeem 120` from `tests/`.
+By hand (the longer form): `XFQ_FAULTS_LONG=1 XFQ_FAULTS_SECONDS=120 .venv/bin/pytest
+tests/faults -m slow -s` (see test_faults.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import time
@@ -140,22 +139,3 @@ def _write(summary: dict[str, Any], label: str) -> Path:
     print(text)
     print(f"summary written to {path}")
     return path
-
-
-def main() -> None:
-    import tempfile
-
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--people", type=int, default=2000)
-    parser.add_argument("--grab", type=float, default=120.0, help="seconds of the grab phase")
-    parser.add_argument("--redeem", type=float, default=120.0, help="seconds of redemptions")
-    parser.add_argument("--seed", type=int, default=8)
-    args = parser.parse_args()
-    plan = Plan("long", args.people, args.grab, args.redeem, seed=args.seed, stock_scale=5)
-    with tempfile.TemporaryDirectory(prefix="xfq-faults-") as directory:
-        summary = fault_run(plan, Path(directory))
-    raise SystemExit(0 if summary["all_checks_hold"] else 1)
-
-
-if __name__ == "__main__":
-    main()
