@@ -7,6 +7,7 @@ import hmac
 import os
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     Engine = EmbeddedClaimEngine | RedisClaimEngine
 
 EMBEDDED_ENGINE_LOCK = 0x7866_7102  # a PostgreSQL ledger's embedded engine: one process
+KEY_REFRESH_S = 1.0  # an unknown merchant key reads the ledger's keys again at most this often
 
 
 class NoCampaign(XfqError):
@@ -64,6 +66,7 @@ class Container:
     engine: Engine | None = None
     waiting: WaitingRooms | None = None  # None when no round has a waiting room
     _swap: threading.Lock = field(default_factory=threading.Lock)
+    _keys_read_at: float = float("-inf")  # time.monotonic() of the last merchant-key refresh
     _persisting: tuple[threading.Event, threading.Thread] | None = None
 
     def running(self) -> tuple[Campaign, Engine]:
@@ -71,6 +74,16 @@ class Container:
         if campaign is None or engine is None:
             raise NoCampaign("no campaign is loaded: an operator must import one first")
         return campaign, engine
+
+    def refresh_merchant_keys(self) -> bool:
+        """Read the merchant keys again from the ledger (other worker processes approve
+        merchants too), at most once per `KEY_REFRESH_S`; False when it is too soon."""
+        now = time.monotonic()
+        if now - self._keys_read_at < KEY_REFRESH_S:
+            return False
+        self._keys_read_at = now
+        self.merchant_keys.update(self.ledger.merchant_keys())
+        return True
 
     def load_campaign(self, spec_text: str, source: str, at: datetime) -> Campaign:
         """Install a campaign (validated first) and restart the claim engine on it."""
@@ -180,7 +193,9 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     settings = settings.checked()
     ledger = SqlLedger(settings.database_url)
     lock_path = _lock_path(settings.database_url)
-    if lock_path is None and not ledger.hold_lock(EMBEDDED_ENGINE_LOCK):
+    # Only the embedded engine decides in one process; Redis workers share the ledger.
+    embedded = settings.redis_url is None
+    if embedded and lock_path is None and not ledger.hold_lock(EMBEDDED_ENGINE_LOCK):
         ledger.close()
         raise EngineLocked(
             "the ledger's claim engine is already running in another process (it holds "
@@ -237,7 +252,9 @@ def pass_keys(settings: Settings, till_key: bytes) -> PassKeys:
     return PassKeys(configured or [derived])
 
 
-def redis_persister(url: str, campaign: Campaign, ledger: SqlLedger, shards: int) -> Persister:
+def redis_persister(
+    url: str, campaign: Campaign, ledger: SqlLedger, shards: int, stale_ms: int | None = None
+) -> Persister:
     """Load `campaign` into the Redis at `url` (idempotent) and a persister into `ledger`."""
     import os
     import socket
@@ -249,7 +266,9 @@ def redis_persister(url: str, campaign: Campaign, ledger: SqlLedger, shards: int
     redis = sync_client(url, is_cluster(url))
     layout = load_campaign(redis, campaign, ledger, shards)
     consumer = f"{socket.gethostname()}-{os.getpid()}"
-    return Persister(redis, layout, campaign, ledger, consumer)
+    if stale_ms is None:
+        return Persister(redis, layout, campaign, ledger, consumer)
+    return Persister(redis, layout, campaign, ledger, consumer, stale_ms=stale_ms)
 
 
 def _lock_path(database_url: str) -> Path | None:

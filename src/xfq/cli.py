@@ -170,22 +170,33 @@ def _redis_checks(ledger_url: str, campaign: Campaign, url: str, repair: bool) -
 def persist(
     redis_url: Annotated[str, typer.Option("--redis", help="Redis (or Cluster) URL.")],
     ledger: Annotated[Path, typer.Option(help="SQLite ledger file.")] = Path("var/xfq/ledger.db"),
+    postgres: Annotated[
+        str | None, typer.Option(help="A PostgreSQL database as the ledger (URL).")
+    ] = None,
+    stale_ms: Annotated[
+        int | None,
+        typer.Option(
+            min=100, help="Take over a dead persister's entries after this long [default: 30000]."
+        ),
+    ] = None,
 ) -> None:
     """Move the claims Redis issued into the ledger until Ctrl-C (as `serve --redis` does)."""
     import threading
 
     from xfq.adapters.sql.ledger import SqlLedger
+    from xfq.adapters.sql.schema import database_url
     from xfq.bootstrap import redis_persister
 
-    sql = SqlLedger(f"sqlite:///{ledger}")
+    shown = postgres or str(ledger)
+    sql = SqlLedger(database_url(postgres) if postgres else f"sqlite:///{ledger}")
     spec_text = sql.campaign_spec()
     if spec_text is None:
-        raise XfqError(f"{ledger} holds no campaign")
-    campaign = parse_campaign(spec_text, f"{ledger} (stored spec)")
+        raise XfqError(f"{shown} holds no campaign")
+    campaign = parse_campaign(spec_text, f"{shown} (stored spec)")
     for round_id, (opens_at, closes_at) in sql.windows().items():
         campaign = campaign.with_claim_window(round_id, opens_at, closes_at)
-    persister = redis_persister(redis_url, campaign, sql, shards=1)
-    console.print(f"xfq persists {redis_url} into {ledger}; Ctrl-C stops")
+    persister = redis_persister(redis_url, campaign, sql, shards=1, stale_ms=stale_ms)
+    console.print(f"xfq persists {redis_url} into {shown}; Ctrl-C stops")
     try:
         persister.run(threading.Event())
     except KeyboardInterrupt:
@@ -299,6 +310,9 @@ def _serve_in_workers(settings: Settings, host: str, port: int, workers: int) ->
             port=port,
             workers=workers,
             websockets=False,
+            # A worker that dies (kill -9, out of memory) is replaced instead of granian
+            # stopping the whole server with it.
+            respawn_failed_workers=True,
             log_dictconfig=log_config(),
         ).serve()
 

@@ -125,6 +125,11 @@ class LedgerReader(Protocol):
 class LedgerTx(LedgerReader, Protocol):
     """Reads and writes inside one ledger transaction."""
 
+    def redemption_to_change(self, redemption_id: str) -> Redemption | None:
+        """The redemption, locked until this transaction ends (other processes' writers
+        changing it wait)."""
+        ...
+
     def insert_voucher(self, voucher: Voucher, claim_key: str) -> None: ...
 
     def move_voucher(

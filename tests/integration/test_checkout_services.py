@@ -3,11 +3,12 @@ and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -138,6 +139,64 @@ def test_two_tills_racing_for_one_voucher_redeem_it_once(city: City) -> None:
     assert codes.count(CheckoutCode.OK) == 1
     assert codes.count(CheckoutCode.ALREADY_REDEEMED) == 15
     assert city.rows("redemptions") == 1
+
+
+RACES = 200
+Send = Callable[[SqlLedger, int], list["Future[Any]"]]
+
+
+def on_two_writers(city: City, send: Send) -> list[Any]:
+    """`send(ledger, m)` from two threads at once, m = 0 on the city's ledger writer and 1 on
+    another (as two API processes on one PostgreSQL ledger); every answer's code."""
+    if city.db.backend != "postgresql":
+        pytest.skip("a SQLite ledger has one writer at a time (BEGIN IMMEDIATE)")
+    other = SqlLedger(city.db.url)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            sent = pool.map(lambda m: send((city.ledger, other)[m], m), range(2))
+            return [f.result().code for futures in sent for f in futures]  # errors raise
+    finally:
+        other.close()
+
+
+def test_tills_on_two_api_processes_racing_redeem_each_voucher_once(city: City) -> None:
+    """The loser of each race is answered `already_redeemed`, not an error."""
+    vouchers = [city.grab(f"p{n}", "r6-retail-30-6") for n in range(RACES)]
+
+    def till(ledger: SqlLedger, m: int) -> list[Future[Any]]:
+        shop, now = ("shop", "shop2")[m], city.clock.now()
+        requests = [
+            RedeemRequest(shop, v.person_id, v.id, f"o{n}-{m}", Order(5000, 0), f"k{n}-{m}")
+            for n, v in enumerate(vouchers)
+        ]
+        return [submit_redeem(ledger, city.campaign, city.ids, now, r) for r in requests]
+
+    codes = on_two_writers(city, till)
+    assert codes.count(CheckoutCode.OK) == RACES
+    assert codes.count(CheckoutCode.ALREADY_REDEEMED) == RACES
+    assert city.rows("redemptions") == RACES
+
+
+def test_refunds_on_two_api_processes_racing_reverse_each_redemption_once(city: City) -> None:
+    vouchers = [city.grab(f"p{n}", "r6-retail-30-6") for n in range(RACES)]
+    redeemed = [
+        city.redeem("shop", v, Order(5000, 0), f"k{n}", f"o{n}") for n, v in enumerate(vouchers)
+    ]
+    ids = [a.redemption.id for a in redeemed if a.redemption is not None]
+
+    def till(ledger: SqlLedger, m: int) -> list[Future[Any]]:
+        now = city.clock.now()
+        return [
+            submit_refund(
+                ledger, city.campaign, city.ids, now, RefundRequest("shop", i, 5000, f"f{i}-{m}")
+            )
+            for i in ids
+        ]
+
+    codes = on_two_writers(city, till)
+    assert codes.count(RefundCode.OK) == RACES
+    assert codes.count(RefundCode.ALREADY_REVERSED) == RACES
+    assert city.rows("refunds") == RACES
 
 
 def test_nobody_redeems_a_voucher_that_is_not_theirs(city: City) -> None:

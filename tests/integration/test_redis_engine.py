@@ -244,6 +244,30 @@ def test_another_persister_takes_over_what_a_dead_one_had_taken(
         rig.stop()
 
 
+def test_a_running_persister_takes_over_from_one_that_died_after_it_started(
+    tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    rig = start(tmp_path, redis_server)
+    try:
+        assert rig.engine is not None and rig.ledger is not None
+        layout, redis = rig.engine.layout, rig.engine.redis
+        heir = Persister(redis, layout, CAMPAIGN, rig.ledger, consumer="heir", stale_ms=50)
+        heir.drain()  # running before the other one dies
+        answers = asyncio.run(grab(rig, [claim_of(n, HOME) for n in range(30)]))
+        dead = Persister(redis, layout, CAMPAIGN, rig.ledger, consumer="dead")
+        dead._prepare()
+        assert redis.xreadgroup("persisters", "dead", {layout.stream(0): ">"}, 100)
+        time.sleep(0.1)  # longer than stale_ms: its entries are now anyone's
+
+        heir.drain()
+
+        stored = {row[0] for row in rig.ledger.issued_claims()}
+        assert stored == {a.voucher.id for a in answers if a.voucher is not None}
+    finally:
+        rig.stop()
+
+
 def test_a_running_persister_rides_out_a_redis_restart(
     tmp_path: Path,
     own_redis_server: RedisServer,  # noqa: F811

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from xfq.api.auth.merchant_signature import SignatureCode, SignatureError
 from xfq.api.auth.tokens import Identity, Role, require_role
 from xfq.bootstrap import Container
 
@@ -58,9 +59,19 @@ async def merchant(request: Request, container: ContainerDep) -> str:
     raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
     query: bytes = request.scope.get("query_string", b"")
     path = (raw_path + (b"?" + query if query else b"")).decode("latin-1")
-    return container.signatures.verify(
-        request.headers, request.method, path, body, container.clock.now()
-    )
+
+    def verify() -> str:
+        return container.signatures.verify(
+            request.headers, request.method, path, body, container.clock.now()
+        )
+
+    try:
+        return verify()
+    except SignatureError as error:
+        # A key approved through another worker process is in the ledger, not yet here.
+        if error.code != SignatureCode.UNKNOWN_KEY or not container.refresh_merchant_keys():
+            raise
+        return verify()
 
 
 CitizenDep = Annotated[Identity, Depends(citizen)]

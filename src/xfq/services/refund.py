@@ -43,10 +43,11 @@ def submit_refund(
     ledger: Ledger, campaign: Campaign, ids: IdSource, now: datetime, request: RefundRequest
 ) -> Future[RefundAnswer]:
     def unit(tx: LedgerTx) -> RefundAnswer:
+        # Locked first: a refund committed meanwhile by another process is then seen below.
+        redemption = tx.redemption_to_change(request.redemption_id)
         prior = tx.refund_by_key(request.merchant_id, request.idempotency_key)
         if prior is not None:
             return _repeat(prior, request)
-        redemption = tx.redemption(request.redemption_id)
         if redemption is None or redemption.merchant_id != request.merchant_id:
             return RefundAnswer(RefundCode.NOT_FOUND, "no such redemption at this merchant")
         if redemption.state is RedemptionState.REVERSED:

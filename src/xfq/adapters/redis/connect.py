@@ -12,12 +12,18 @@ from redis.exceptions import NoScriptError
 
 from xfq.adapters.redis.scripts import Script
 
+# Past this a command is abandoned and the caller answers 503: a Redis cut off by the network
+# (or stopped) must not hold requests open for as long as it lasts. Above the persister's
+# blocking read (500 ms).
+SOCKET_TIMEOUT_S = 5.0
+_TIMEOUTS = {"socket_timeout": SOCKET_TIMEOUT_S, "socket_connect_timeout": SOCKET_TIMEOUT_S}
+
 SyncRedis = redis.Redis | redis.cluster.RedisCluster
 AsyncRedis = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
 
 
 def is_cluster(url: str) -> bool:
-    probe = redis.Redis.from_url(url, decode_responses=True)
+    probe = redis.Redis.from_url(url, decode_responses=True, **_TIMEOUTS)
     try:
         return int(probe.info("cluster").get("cluster_enabled", 0)) == 1
     finally:
@@ -26,14 +32,19 @@ def is_cluster(url: str) -> bool:
 
 def sync_client(url: str, cluster: bool) -> SyncRedis:
     if cluster:
-        return redis.cluster.RedisCluster.from_url(url, decode_responses=True)
-    return redis.Redis.from_url(url, decode_responses=True)
+        return redis.cluster.RedisCluster.from_url(url, decode_responses=True, **_TIMEOUTS)
+    return redis.Redis.from_url(url, decode_responses=True, **_TIMEOUTS)
 
 
 def async_client(url: str, cluster: bool) -> AsyncRedis:
     if cluster:
-        return redis.asyncio.cluster.RedisCluster.from_url(url, decode_responses=True)
-    return redis.asyncio.Redis.from_url(url, decode_responses=True)
+        return redis.asyncio.cluster.RedisCluster.from_url(url, decode_responses=True, **_TIMEOUTS)
+    return redis.asyncio.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=SOCKET_TIMEOUT_S,
+        socket_connect_timeout=SOCKET_TIMEOUT_S,
+    )
 
 
 def run(client: SyncRedis, script: Script, key: str, *args: str | int) -> Any:

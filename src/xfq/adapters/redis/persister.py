@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -105,6 +106,7 @@ class Persister:
         self._batch = batch
         self._stale_ms = stale_ms
         self._ready = False
+        self._taken_over_at = 0.0  # time.monotonic() of the last take-over pass
 
     def _prepare(self) -> None:
         if self._ready:
@@ -118,6 +120,15 @@ class Persister:
                     raise
             self._take_over(stream)
         self._ready = True
+        self._taken_over_at = time.monotonic()
+
+    def _take_over_again(self) -> None:
+        """A consumer that died after we started leaves entries only a take-over moves."""
+        if time.monotonic() - self._taken_over_at < self._stale_ms / 1000:
+            return
+        for shard in range(self._layout.shards):
+            self._take_over(self._layout.stream(shard))
+        self._taken_over_at = time.monotonic()
 
     def _take_over(self, stream: str) -> None:
         """Entries given to a consumer that went away: ours now, re-read as our pending."""
@@ -133,6 +144,7 @@ class Persister:
     def step(self, block_ms: int | None = None) -> int:
         """Move what is waiting (our unacknowledged entries first); the number of entries."""
         self._prepare()
+        self._take_over_again()
         moved = 0
         block = block_ms if self._layout.shards == 1 else None
         for shard in range(self._layout.shards):

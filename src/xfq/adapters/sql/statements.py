@@ -51,6 +51,7 @@ class Statements:
     merchant: str
     insert_redemption: str
     redemption: str
+    redemption_to_change: str
     redemption_by_key: str
     till_context: str
     set_redemption_reversed: str
@@ -84,11 +85,15 @@ def _core() -> dict[str, ClauseElement]:
         "merchant": sa.select(merchants).where(merchants.c.id == p("id")),
         "insert_redemption": _insert(redemptions),
         "redemption": sa.select(r).where(r.c.id == p("id")),
+        # Refunds of one redemption one at a time, across processes (see till_context).
+        "redemption_to_change": sa.select(r).where(r.c.id == p("id")).with_for_update(),
         "redemption_by_key": sa.select(r).where(
             r.c.merchant_id == p("merchant_id"), r.c.idempotency_key == p("key")
         ),
         # The voucher with both of a redemption's other reads as columns: one driver call, not
-        # three, on the writer thread that every till waits for.
+        # three, on the writer thread that every till waits for. The voucher's row is locked
+        # (PostgreSQL; SQLite's writer holds the whole database): another process's writer
+        # redeeming it at the same moment waits, then reads it redeemed.
         "till_context": sa.select(
             v,
             sa.select(r.c.id)
@@ -99,7 +104,9 @@ def _core() -> dict[str, ClauseElement]:
                 r.c.order_ref == p("order_ref"),
                 r.c.state == lit("posted"),
             ),
-        ).where(v.c.id == p("id")),
+        )
+        .where(v.c.id == p("id"))
+        .with_for_update(of=v),
         "set_redemption_reversed": r.update()
         .where(r.c.id == p("id"), r.c.state == lit("posted"))
         .values(state=lit("reversed"), reversed_at_us=p("at_us")),

@@ -152,6 +152,10 @@ class SqlTx:
         row = self._one(self._s.redemption, {"id": redemption_id})
         return None if row is None else _redemption(row)
 
+    def redemption_to_change(self, redemption_id: str) -> Redemption | None:
+        row = self._one(self._s.redemption_to_change, {"id": redemption_id})
+        return None if row is None else _redemption(row)
+
     def redemption_by_key(self, merchant_id: str, key: str) -> Redemption | None:
         row = self._one(self._s.redemption_by_key, {"merchant_id": merchant_id, "key": key})
         return None if row is None else _redemption(row)
