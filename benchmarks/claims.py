@@ -34,6 +34,7 @@ from harness import (
     python,
     redis_server,
     server,
+    stop,
     tokens_file,
     wrk,
 )
@@ -93,7 +94,7 @@ def redis_xfq_server(
         yield port, ledger
 
 
-def reconcile(ledger: Path, *extra: str) -> tuple[bool, str]:
+def reconcile(ledger: Path | str, *extra: str) -> tuple[bool, str]:
     done = subprocess.run(
         [python(), "-m", "xfq", "reconcile", str(ledger), *extra],
         capture_output=True,
@@ -129,7 +130,7 @@ def _claims(
     return wrk(name, port, "/v1/claims", args.seconds, args.connections, env)
 
 
-def _checked(load: Load, ledger: Path, *extra: str) -> Load:
+def _checked(load: Load, ledger: Path | str, *extra: str) -> Load:
     ok, report = reconcile(ledger, *extra)
     load.notes.append("ledger reconciled" if ok else "LEDGER CHECK FAILED")
     if not ok:
@@ -193,6 +194,40 @@ def on_redis(
             return _checked(load, ledger, "--redis", url)
 
     return run
+
+
+def on_redis_postgres(credential: str) -> Callable[[argparse.Namespace, Path], Load]:
+    """The issue's deployment: Redis, a PostgreSQL ledger, `xfq persist` as a process of its
+    own (the 2 API workers run no persister thread, so its inserts take no worker's GIL)."""
+
+    def run(args: argparse.Namespace, workdir: Path) -> Load:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from servers.postgres_server import PostgresServer
+
+        tokens = tokens_file(args.people)
+        env = _xfq_env() | {"XFQ_REDIS_PERSISTER": "false"}
+        with PostgresServer() as pg, redis_server(workdir) as (_redis_port, url):
+            ledger, port = pg.url(), free_port()
+            command = [python(), "-m", "xfq", "serve", "--spec", str(SPEC), "--postgres", ledger,
+                       "--port", str(port), "--redis", url, "--workers", "2",
+                       "--server", "granian"]  # fmt: skip
+            with server(command, port, "xfq serve --redis --postgres", env), persister(url, ledger):
+                name = f"redis-pg-2w-plenty-spread-{credential}"
+                load = _claims(args, name, port, "plenty", "spread", tokens, credential)
+            reconcile(ledger, "--redis", url, "--repair")
+            return _checked(load, ledger, "--redis", url)
+
+    return run
+
+
+@contextmanager
+def persister(redis_url: str, ledger: str) -> Iterator[None]:
+    command = [python(), "-m", "xfq", "persist", "--redis", redis_url, "--postgres", ledger]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        yield
+    finally:
+        stop(process)
 
 
 def conventional(args: argparse.Namespace, workdir: Path) -> Load:
@@ -295,6 +330,16 @@ BENCHES = [
         on_redis("plenty", "spread", 2, credential="pass"),
     ),
     Bench(
+        "redis-pg",
+        "Redis engine, PostgreSQL ledger, `xfq persist` in its own process, 2 granian workers",
+        on_redis_postgres("bearer"),
+    ),
+    Bench(
+        "redis-pg-pass",
+        "as `redis-pg`, with claim passes",
+        on_redis_postgres("pass"),
+    ),
+    Bench(
         "redis-window-1ms",
         "as `redis`, each worker gathering claims for up to 1 ms before its Redis call",
         on_redis("plenty", "spread", 2, window_ms=1.0),
@@ -336,10 +381,12 @@ BENCHES = [
 TARGETS = (
     ("Redis issued ≥ 0.6 × 2-worker ceiling", "redis", "granian-2w", 0.6),
     ("  the same with claim passes", "redis-pass", "granian-2w", 0.6),
+    ("  on PostgreSQL, persister apart, passes", "redis-pg-pass", "granian-2w", 0.6),
     ("Redis sold_out ≥ 1.0 × 2-worker ceiling", "redis-sold-out", "granian-2w", 1.0),
     ("Redis limit_reached ≥ 1.0 × 2-worker ceiling", "redis-limit", "granian-2w", 1.0),
     ("Redis issued ≥ 10 × the conventional design", "redis", "conventional", 10.0),
     ("  the same with claim passes", "redis-pass", "conventional", 10.0),
+    ("  on PostgreSQL, persister apart, passes", "redis-pg-pass", "conventional", 10.0),
     ("embedded (granian) issued ≥ 0.5 × its ceiling", "embedded-granian", "granian-1w", 0.5),
     ("  the same with claim passes", "embedded-granian-pass", "granian-1w", 0.5),
     ("embedded issued ≥ 0.5 × 1-worker ceiling", "embedded", "ceiling-1w", 0.5),
