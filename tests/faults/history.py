@@ -1,8 +1,9 @@
 """Every request of a fault run: what was asked, each attempt's outcome, and what it came to.
 
 An attempt's outcome is known (an answer with a code the client can act on) or unknown: the
-client timed out, the connection failed, or the server answered 5xx or `idempotency_in_flight`,
-after which the effect may or may not have happened. An operation with an unknown last attempt
+client timed out, the connection failed, or the server answered 5xx, `idempotency_in_flight`,
+or 429 (`overloaded`, `rate_limited`: "come back later", which says nothing of an earlier
+attempt of the same key), after which the effect may or may not have happened. An operation with an unknown last attempt
 is resolved after the run by retrying with the same idempotency key and the same body.
 """
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 UNKNOWN = "unknown"
-RETRYABLE_CODES = ("idempotency_in_flight",)
+RETRYABLE_CODES = ("idempotency_in_flight", "overloaded", "rate_limited")
 
 
 @dataclass(frozen=True)
