@@ -3,8 +3,9 @@
 An attempt's outcome is known (an answer with a code the client can act on) or unknown: the
 client timed out, the connection failed, or the server answered 5xx, `idempotency_in_flight`,
 or 429 (`overloaded`, `rate_limited`: "come back later", which says nothing of an earlier
-attempt of the same key), after which the effect may or may not have happened. An operation with an unknown last attempt
-is resolved after the run by retrying with the same idempotency key and the same body.
+attempt of the same key), after which the effect may or may not have happened. An operation
+with an unknown last attempt is resolved after the run by retrying with the same idempotency
+key and the same body.
 """
 
 from __future__ import annotations
