@@ -117,9 +117,12 @@ class VoucherJourney(JOURNEY.as_state_machine()):  # type: ignore[misc]
     def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
         self.person = _citizen_for(case)
         token = JOURNEY_OPERATOR if case.path.startswith("/v1/ops") else _token(self.person)
-        headers = {"Idempotency-Key": f"k-{next(_KEYS)}"}
-        headers.update(case.headers or {})  # what schemathesis chose (a bad key included) wins
-        headers["Authorization"] = f"Bearer {token}"  # but never its made-up credentials
+        headers = dict(case.headers or {})
+        # A new key for every call: schemathesis draws keys from a small space, and a key it
+        # drew twice for two different bodies is rightly refused (422 idempotency_conflict),
+        # which is retry semantics, tested elsewhere, not the journey's schema.
+        headers["Idempotency-Key"] = f"k-{next(_KEYS)}"
+        headers["Authorization"] = f"Bearer {token}"  # never its made-up credentials
         return {"headers": headers}
 
     def after_call(self, response: Any, case: schemathesis.Case[Any]) -> None:
