@@ -54,3 +54,26 @@ class Voucher:
 
     def apply(self, event: VoucherEvent) -> Voucher:
         return replace(self, state=next_state(self.state, event))
+
+
+def new_voucher(
+    voucher_id: str,
+    type_id: str,
+    round_id: str,
+    category: str,
+    person_id: str,
+    now: datetime,
+    window: tuple[datetime, datetime],
+) -> Voucher:
+    """A voucher issued `now` to `person_id`, usable inside `window` (from, until)."""
+    return Voucher(
+        id=voucher_id,
+        type_id=type_id,
+        round_id=round_id,
+        category=category,
+        person_id=person_id,
+        state=VoucherState.ISSUED,
+        issued_at=now,
+        valid_from=window[0],
+        valid_until=window[1],
+    )

@@ -23,7 +23,7 @@ from xfq.domain.claim import ISSUE, ClaimCode, PersonCounts, decide_claim
 from xfq.domain.eligibility import Citizen
 from xfq.domain.errors import StorageUnavailable, UnknownObject, XfqError
 from xfq.domain.quota import assisted_pool, district_pool, pools_of, type_of_pool
-from xfq.domain.voucher import Voucher, VoucherState
+from xfq.domain.voucher import Voucher, new_voucher
 from xfq.ports import ClaimAnswer, ClaimRequest, IdSource, Reply
 
 
@@ -384,17 +384,9 @@ class EmbeddedClaimEngine:
         return prior.answer
 
     def _new_voucher(self, rnd: Round, vtype: VoucherType, person: str, now: datetime) -> Voucher:
-        valid_from, valid_until = self._window(rnd, now)
-        return Voucher(
-            id=self._ids.new_id("v"),
-            type_id=vtype.id,
-            round_id=rnd.id,
-            category=vtype.category,
-            person_id=person,
-            state=VoucherState.ISSUED,
-            issued_at=now,
-            valid_from=valid_from,
-            valid_until=valid_until,
+        window = self._window(rnd, now)
+        return new_voucher(
+            self._ids.new_id("v"), vtype.id, rnd.id, vtype.category, person, now, window
         )
 
     def _window(self, rnd: Round, now: datetime) -> tuple[datetime, datetime]:

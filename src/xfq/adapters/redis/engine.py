@@ -33,7 +33,7 @@ from xfq.adapters.sql.times import from_us, to_us
 from xfq.domain.campaign import Campaign, Round, VoucherType
 from xfq.domain.claim import ClaimCode, PersonCounts, decide_claim
 from xfq.domain.errors import StorageUnavailable, UnknownObject, XfqError
-from xfq.domain.voucher import Voucher, VoucherState
+from xfq.domain.voucher import Voucher, VoucherState, new_voucher
 from xfq.ports import ClaimAnswer, ClaimRequest, IdSource, Reply
 
 FALL_THROUGH_ATTEMPTS = 3  # home shard, then stock borrowed from others, twice at most
@@ -235,17 +235,9 @@ class RedisClaimEngine:
             reply(answer)
 
     def _new_voucher(self, rnd: Round, vtype: VoucherType, person: str, now: datetime) -> Voucher:
-        valid_from, valid_until = rnd.validity.window(rnd.opens_at, now, self._campaign.tz)
-        return Voucher(
-            id=self._ids.new_id("v"),
-            type_id=vtype.id,
-            round_id=rnd.id,
-            category=vtype.category,
-            person_id=person,
-            state=VoucherState.ISSUED,
-            issued_at=now,
-            valid_from=valid_from,
-            valid_until=valid_until,
+        window = rnd.validity.window(rnd.opens_at, now, self._campaign.tz)
+        return new_voucher(
+            self._ids.new_id("v"), vtype.id, rnd.id, vtype.category, person, now, window
         )
 
     def _from_memory(
