@@ -21,8 +21,20 @@ NEXT_WISH_MS = 300  # a person's next try comes this long after an answer
 
 _ISSUED, _SOLD_OUT, _NOT_ELIGIBLE = ClaimCode.ISSUED, ClaimCode.SOLD_OUT, ClaimCode.NOT_ELIGIBLE
 
-# (arrival in ms after opening, person index, index of the wish)
-_Attempt = tuple[int, int, int]
+# An attempt is one int: arrival in ms after the opening, person index, index of the wish. The
+# queue holds ~300,000 of them; a heap of ints compares ~4× faster than one of tuples.
+_Attempt = int
+_MS_SHIFT, _PERSON_SHIFT, _WISH_MASK = 40, 8, 0xFF
+_PERSON_MASK = (1 << (_MS_SHIFT - _PERSON_SHIFT)) - 1
+_NEXT_WISH = (NEXT_WISH_MS << _MS_SHIFT) + 1  # NEXT_WISH_MS later, the next wish
+
+
+def _attempt(at_ms: int, person_index: int, wish: int) -> _Attempt:
+    return (at_ms << _MS_SHIFT) | (person_index << _PERSON_SHIFT) | wish
+
+
+def _arrival_ms(attempt: _Attempt) -> int:
+    return attempt >> _MS_SHIFT
 
 
 @dataclass
@@ -77,11 +89,12 @@ def run_grab(
     """
     result = GrabResult()
     seen: set[str] = set()
-    queue: list[_Attempt] = [(p.arrival_ms, i, 0) for i, p in enumerate(people)]
+    assert len(people) <= _PERSON_MASK and all(len(p.wishes) <= _WISH_MASK for p in people)
+    queue: list[_Attempt] = [_attempt(p.arrival_ms, i, 0) for i, p in enumerate(people)]
     heapq.heapify(queue)
     pending: deque[_Tick] = deque()
     while queue or pending:
-        tick_end = (queue[0][0] // TICK_MS + 1) * TICK_MS if queue else None
+        tick_end = (_arrival_ms(queue[0]) // TICK_MS + 1) * TICK_MS if queue else None
         if pending and (tick_end is None or tick_end > pending[0].start_ms + NEXT_WISH_MS):
             tick = pending.popleft()
             tick.replies.wait(tick.sent)
@@ -89,13 +102,16 @@ def run_grab(
             progress(len(tick.batch))
             continue
         assert tick_end is not None
-        start_ms = queue[0][0]
+        start_ms = _arrival_ms(queue[0])
         clock.set(opens_at + timedelta(milliseconds=start_ms))
         batch = []
-        while queue and queue[0][0] < tick_end:
+        end = tick_end << _MS_SHIFT
+        while queue and queue[0] < end:
             batch.append(heapq.heappop(queue))
         replies = _Replies()
-        sent = sum(_send(engine, clock, people, a, slot, replies) for slot, a in enumerate(batch))
+        sent = 0
+        for slot, attempt in enumerate(batch):
+            sent += _send(engine, clock, people, attempt, slot, replies)
         result.requests += sent
         pending.append(_Tick(start_ms, batch, replies, sent))
     return result
@@ -110,18 +126,24 @@ def _send(
     replies: _Replies,
 ) -> int:
     """Send one attempt (with a person's retries and spam); the number of requests sent."""
-    person = people[attempt[1]]
-    type_id = person.wishes[attempt[2]]
-    key = f"{person.citizen.person_id}-{attempt[2]}"
-    requests = [ClaimRequest(person.citizen, type_id, key)]
-    if person.double_tap:
-        requests.append(requests[0])
-    if person.spammer:
-        requests += [ClaimRequest(person.citizen, type_id, f"{key}-x{i}") for i in range(3)]
+    wish = attempt & _WISH_MASK
+    person = people[(attempt >> _PERSON_SHIFT) & _PERSON_MASK]
+    type_id = person.wishes[wish]
+    key = f"{person.citizen.person_id}-{wish}"
+    request = ClaimRequest(person.citizen, type_id, key)
     reply = replies.for_attempt(slot)
-    for request in requests:
+    send_claim(engine, clock, request, reply)
+    if not (person.double_tap or person.spammer):
+        return 1
+    sent = 1
+    if person.double_tap:
         send_claim(engine, clock, request, reply)
-    return len(requests)
+        sent += 1
+    if person.spammer:
+        for i in range(3):
+            send_claim(engine, clock, ClaimRequest(person.citizen, type_id, f"{key}-x{i}"), reply)
+        sent += 3
+    return sent
 
 
 def _record(
@@ -137,8 +159,9 @@ def _record(
     for slot, answer in tick.replies.answers:
         if isinstance(answer, BaseException):
             raise answer
-        at_ms, person_index, wish = tick.batch[slot]
-        person = people[person_index]
+        attempt = tick.batch[slot]
+        wish = attempt & _WISH_MASK
+        person = people[(attempt >> _PERSON_SHIFT) & _PERSON_MASK]
         code = answer.code
         result.answers[code] += 1  # a StrEnum counts under its value
         voucher = answer.voucher
@@ -150,4 +173,4 @@ def _record(
         if slot not in moved and code is not _NOT_ELIGIBLE:
             moved.add(slot)
             if wish + 1 < len(person.wishes):
-                heapq.heappush(queue, (at_ms + NEXT_WISH_MS, person_index, wish + 1))
+                heapq.heappush(queue, attempt + _NEXT_WISH)

@@ -59,10 +59,28 @@ def _refund(row: Row) -> Refund:
     return Refund(rid, redemption_id, merchant_id, key, refund_fen, outcome, from_us(refunded_us))
 
 
+# Claims of one instant share their datetime objects (the clock's `now`, the engine's validity
+# window), so their conversions are kept by identity; the entry holds the object, so its id
+# cannot be reused while cached.
+_RECENT_US: dict[int, tuple[datetime, int]] = {}
+
+
+def _shared_us(moment: datetime) -> int:
+    hit = _RECENT_US.get(id(moment))
+    if hit is not None and hit[0] is moment:
+        return hit[1]
+    us = to_us(moment)
+    if len(_RECENT_US) >= 64:
+        _RECENT_US.clear()
+    _RECENT_US[id(moment)] = (moment, us)
+    return us
+
+
 def voucher_row(voucher: Voucher, claim_key: str) -> dict[str, Any]:
-    issued_us = to_us(voucher.issued_at)
-    # Most vouchers are usable from their claim on: one conversion fewer per claim.
-    from_us_ = issued_us if voucher.valid_from is voucher.issued_at else to_us(voucher.valid_from)
+    issued_us = _shared_us(voucher.issued_at)
+    from_us_ = (
+        issued_us if voucher.valid_from is voucher.issued_at else _shared_us(voucher.valid_from)
+    )
     return {
         "id": voucher.id,
         "type_id": voucher.type_id,
@@ -73,7 +91,7 @@ def voucher_row(voucher: Voucher, claim_key: str) -> dict[str, Any]:
         "state": voucher.state.value,
         "issued_at_us": issued_us,
         "valid_from_us": from_us_,
-        "valid_until_us": to_us(voucher.valid_until),
+        "valid_until_us": _shared_us(voucher.valid_until),
     }
 
 
