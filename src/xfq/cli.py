@@ -249,6 +249,7 @@ def serve(
     from xfq.api.app import create_app
     from xfq.api.observability import log_config
     from xfq.bootstrap import build
+    from xfq.gc_policy import tune_for_serving
 
     container = build(settings)
     from xfq.housekeeping import Housekeeper
@@ -259,9 +260,11 @@ def serve(
     console.print(f"xfq serves {base}")
     console.print(f"  wallet {base}/   till {base}/merchant   dashboard {base}/ops")
     console.print(f"  API docs {base}/docs   OpenAPI {base}/openapi.json")
+    app = create_app(container)
+    tune_for_serving()
     try:
         uvicorn.run(
-            create_app(container),
+            app,
             host=host,
             port=port,
             log_config=log_config(),  # JSON lines on stderr, for a log shipper

@@ -24,7 +24,7 @@ from xfq.domain.errors import XfqError
 from xfq.domain.fraud import Flag, GeoPoint
 from xfq.domain.money import format_yuan
 from xfq.forked import start_forked
-from xfq.paused_gc import paused_gc
+from xfq.gc_policy import paused_gc
 from xfq.services import operations
 from xfq.services.expiry import expire
 from xfq.services.fraud import run_scan
@@ -55,7 +55,7 @@ class DemoOutcome:
         return all(c.ok for c in self.checks)
 
 
-@paused_gc()  # see xfq.paused_gc: the collector cost a third of the CPU
+@paused_gc()  # see xfq.gc_policy: the collector cost a third of the CPU
 def run_demo(
     spec_path: Path,
     workdir: Path,

@@ -17,6 +17,7 @@ from xfq.api.app import create_app
 from xfq.api.observability import log_config
 from xfq.bootstrap import build
 from xfq.config import Settings
+from xfq.gc_policy import tune_for_serving
 from xfq.housekeeping import Housekeeper
 
 _PR_SET_PDEATHSIG = 1
@@ -35,7 +36,9 @@ def create() -> Any:
         jobs.stop()
         container.close()
 
-    return _closing_on_shutdown(create_app(container), shutdown)
+    app = _closing_on_shutdown(create_app(container), shutdown)
+    tune_for_serving()
+    return app
 
 
 def _closing_on_shutdown(app: Any, shutdown: Callable[[], None]) -> Any:

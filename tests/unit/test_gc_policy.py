@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from xfq.paused_gc import paused_gc
+from xfq.gc_policy import SERVING_THRESHOLDS, paused_gc, tune_for_serving
 
 
 def test_the_collector_is_off_inside_and_back_on_after() -> None:
@@ -30,3 +30,17 @@ def test_a_collector_that_was_off_stays_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_serving_process_freezes_what_start_up_made_and_collects_more_rarely() -> None:
+    before = gc.get_threshold()
+    start_up_made: list[object] = [object() for _ in range(10)]
+    try:
+        tune_for_serving()
+        assert gc.get_freeze_count() > 0  # start-up's objects are out of every later pass
+        assert gc.get_threshold() == SERVING_THRESHOLDS
+        assert gc.isenabled()  # cycles made by requests are still collected
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+    assert start_up_made
