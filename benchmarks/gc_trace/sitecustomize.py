@@ -6,6 +6,9 @@ Each process rewrites `$XFQ_GC_TRACE_DIR/gc-<pid>.json` at most every 2 s (and a
 its command, CPU seconds so far, and per generation the passes, their total and longest
 seconds. Workers killed at the end of a run keep their last file. Used for RESULTS.md's
 garbage-collector figures; not part of xfq.
+
+With XFQ_GC_TRACE_DEFAULTS=1 the API workers keep Python's default collector settings
+(`xfq.gc_policy.tune_for_serving` does nothing): the "before" of a before/after comparison.
 """
 
 from __future__ import annotations
@@ -58,3 +61,8 @@ if _DIR:
     os.makedirs(_DIR, exist_ok=True)
     gc.callbacks.append(_timed)
     atexit.register(_write)
+
+if os.environ.get("XFQ_GC_TRACE_DEFAULTS") == "1":
+    import xfq.gc_policy
+
+    xfq.gc_policy.tune_for_serving = lambda: None
