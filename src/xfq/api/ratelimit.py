@@ -38,8 +38,7 @@ class _Moments:
 
     def __init__(self, slots: int = _SMALLEST) -> None:
         assert slots >= _SMALLEST and slots & (slots - 1) == 0, slots
-        self._hashes = array("Q", bytes(8 * slots))
-        self._moments = array("d", bytes(8 * slots))
+        self._hashes, self._moments = _zeros(slots)
         self._mask = slots - 1
         self.count = 0
 
@@ -68,11 +67,16 @@ class _Moments:
     def _grow(self) -> None:
         kept = zip(self._hashes, self._moments, strict=True)
         slots = 2 * len(self._hashes)
-        self._hashes, self._moments = array("Q", bytes(8 * slots)), array("d", bytes(8 * slots))
+        self._hashes, self._moments = _zeros(slots)
         self._mask, self.count = slots - 1, 0
         for key_hash, moment in kept:
             if key_hash != 0:
                 self.put(key_hash, moment)
+
+
+def _zeros(slots: int) -> tuple[array[int], array[float]]:
+    """Empty hashes and moments, made in place (no temporary as large as each)."""
+    return array("Q", [0]) * slots, array("d", [0.0]) * slots
 
 
 def slots_for(count: int) -> int:
