@@ -15,7 +15,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from xfq.api.claiming import citizen_of
-from xfq.api.deps import CitizenDep, ContainerDep
+from xfq.api.deps import CitizenOnceDep, ContainerDep
 from xfq.api.schemas import PROBLEM_RESPONSES
 from xfq.domain.claim_pass import expiry, issue_pass, issuing_refusal
 from xfq.domain.errors import XfqError
@@ -38,7 +38,9 @@ class PassOut(BaseModel):
 
 
 @router.post("/{round_id}/pass", response_model=PassOut)
-async def post_pass(round_id: RoundId, identity: CitizenDep, container: ContainerDep) -> PassOut:
+async def post_pass(
+    round_id: RoundId, identity: CitizenOnceDep, container: ContainerDep
+) -> PassOut:
     """A claim pass for this round, to claim with in place of the bearer token.
 
     Handed out from `XFQ_CLAIM_PASS_LEAD_S` before the round opens until its claim window

@@ -22,12 +22,21 @@ async def get_container(request: Request) -> Container:
 ContainerDep = Annotated[Container, Depends(get_container)]
 
 
-def _identity(request: Request, container: Container) -> Identity:
-    return container.tokens.verify(request.headers.get("authorization"), container.clock.now())
+def _identity(request: Request, container: Container, remember: bool = True) -> Identity:
+    header = request.headers.get("authorization")
+    return container.tokens.verify(header, container.clock.now(), remember)
 
 
 async def citizen(request: Request, container: ContainerDep) -> Identity:
     identity = _identity(request, container)
+    require_role(identity, Role.CITIZEN)
+    return identity
+
+
+async def citizen_once(request: Request, container: ContainerDep) -> Identity:
+    """A citizen on a route their token is sent to about once (the claim pass): verified, not
+    kept in the token cache, where it would push out tokens that are sent again."""
+    identity = _identity(request, container, remember=False)
     require_role(identity, Role.CITIZEN)
     return identity
 
@@ -75,6 +84,7 @@ async def merchant(request: Request, container: ContainerDep) -> str:
 
 
 CitizenDep = Annotated[Identity, Depends(citizen)]
+CitizenOnceDep = Annotated[Identity, Depends(citizen_once)]
 OperatorDep = Annotated[Identity, Depends(operator)]
 ReaderDep = Annotated[Identity, Depends(reader)]
 MerchantDep = Annotated[str, Depends(merchant)]

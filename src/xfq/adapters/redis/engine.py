@@ -26,7 +26,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncCluster
 
 from xfq.adapters.redis import connect
 from xfq.adapters.redis.connect import AsyncRedis
-from xfq.adapters.redis.issued_log import Issued, IssuedLog
+from xfq.adapters.redis.issued_log import IssuedLog, claim_key, unpacked
 from xfq.adapters.redis.layout import Layout, shards_key
 from xfq.adapters.redis.scripts import BORROW_SCRIPT, CLAIM_SCRIPT, LEND_SCRIPT
 from xfq.adapters.sql.times import from_us, to_us
@@ -90,7 +90,7 @@ class RedisClaimEngine:
         self.layout = Layout(campaign.id, int(str(shards)))
         self._lock = threading.Lock()
         self._flights: dict[tuple[str, str], _Flight] = {}
-        self._sold_out: dict[str, dict[tuple[str, str], Issued]] = {}
+        self._sold_out: dict[str, dict[str, str]] = {}  # type -> what `IssuedLog` gives
         self._issued_log = IssuedLog(self.redis, self.layout)
         self._finding: set[str] = set()  # types whose issued keys are being read
         self._batchers: dict[asyncio.AbstractEventLoop, _Batcher] = {}
@@ -246,13 +246,13 @@ class RedisClaimEngine:
         rnd: Round,
         vtype: VoucherType,
         now: datetime,
-        issued: dict[tuple[str, str], Issued],
+        issued: dict[str, str],
     ) -> ClaimAnswer:
         """A sold-out type: a repeat gets its voucher, anyone else the domain's refusal."""
         person = request.citizen.person_id
-        found = issued.get((person, request.idempotency_key))
+        found = issued.get(claim_key(person, request.idempotency_key))
         if found is not None:
-            voucher_id, at, valid_from, valid_until = found
+            voucher_id, at, valid_from, valid_until = unpacked(found)
             voucher = Voucher(
                 id=voucher_id,
                 type_id=vtype.id,
@@ -260,9 +260,9 @@ class RedisClaimEngine:
                 category=vtype.category,
                 person_id=person,
                 state=VoucherState.ISSUED,
-                issued_at=from_us(int(at)),
-                valid_from=from_us(int(valid_from)),
-                valid_until=from_us(int(valid_until)),
+                issued_at=from_us(at),
+                valid_from=from_us(valid_from),
+                valid_until=from_us(valid_until),
             )
             return ClaimAnswer(ClaimCode.ISSUED, voucher=voucher, remaining=0)
         decision = decide_claim(rnd, vtype, request.citizen, now, 0, PersonCounts())

@@ -95,7 +95,7 @@ _ROLES = frozenset(r.value for r in Role)
 _RESIDENCIES = frozenset(r.value for r in Residency)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a worker may keep 100,000s (token cache)
 class Identity:
     subject: str
     role: Role
