@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck system-packages clean
+.PHONY: demo demo-direct test lint typecheck system-packages clean
 
 $(STAMP): pyproject.toml
 	scripts/ensure-python
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/xfq demo
+
+# The same round through the application services in one process, 300,000 citizens.
+demo-direct: $(STAMP)
+	$(BIN)/xfq demo --direct
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
