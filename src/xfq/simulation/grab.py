@@ -37,6 +37,10 @@ def _arrival_ms(attempt: _Attempt) -> int:
     return attempt >> _MS_SHIFT
 
 
+def _person_and_wish(attempt: _Attempt) -> tuple[int, int]:
+    return (attempt >> _PERSON_SHIFT) & _PERSON_MASK, attempt & _WISH_MASK
+
+
 @dataclass
 class GrabResult:
     answers: Counter[str] = field(default_factory=Counter)
@@ -126,15 +130,13 @@ def _send(
     replies: _Replies,
 ) -> int:
     """Send one attempt (with a person's retries and spam); the number of requests sent."""
-    wish = attempt & _WISH_MASK
-    person = people[(attempt >> _PERSON_SHIFT) & _PERSON_MASK]
+    person_index, wish = _person_and_wish(attempt)
+    person = people[person_index]
     type_id = person.wishes[wish]
     key = f"{person.citizen.person_id}-{wish}"
     request = ClaimRequest(person.citizen, type_id, key)
     reply = replies.for_attempt(slot)
     send_claim(engine, clock, request, reply)
-    if not (person.double_tap or person.spammer):
-        return 1
     sent = 1
     if person.double_tap:
         send_claim(engine, clock, request, reply)
@@ -160,8 +162,8 @@ def _record(
         if isinstance(answer, BaseException):
             raise answer
         attempt = tick.batch[slot]
-        wish = attempt & _WISH_MASK
-        person = people[(attempt >> _PERSON_SHIFT) & _PERSON_MASK]
+        person_index, wish = _person_and_wish(attempt)
+        person = people[person_index]
         code = answer.code
         result.answers[code] += 1  # a StrEnum counts under its value
         voucher = answer.voucher
