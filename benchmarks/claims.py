@@ -90,7 +90,7 @@ def redis_xfq_server(
     command = [python(), "-m", "xfq", "serve", "--spec", str(SPEC), "--ledger", str(ledger),
                "--port", str(port), "--redis", redis_url, "--workers", str(workers),
                "--server", "granian"]  # fmt: skip
-    with server(command, port, "xfq serve --redis", env):
+    with server(command, port, "xfq serve --redis", env, workers=workers):
         yield port, ledger
 
 
@@ -211,7 +211,8 @@ def on_redis_postgres(credential: str) -> Callable[[argparse.Namespace, Path], L
             command = [python(), "-m", "xfq", "serve", "--spec", str(SPEC), "--postgres", ledger,
                        "--port", str(port), "--redis", url, "--workers", "2",
                        "--server", "granian"]  # fmt: skip
-            with server(command, port, "xfq serve --redis --postgres", env), persister(url, ledger):
+            serving = server(command, port, "xfq serve --redis --postgres", env, workers=2)
+            with serving, persister(url, ledger):
                 name = f"redis-pg-2w-plenty-spread-{credential}"
                 load = _claims(args, name, port, "plenty", "spread", tokens, credential)
             reconcile(ledger, "--redis", url, "--repair")

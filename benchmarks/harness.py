@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-from xfq.rehearsal import redis_command
+from xfq.rehearsal import redis_command, wait_healthy
 from xfq.simulation.http_client import HttpPool
 
 HERE = Path(__file__).resolve().parent
@@ -77,7 +77,10 @@ def server(
     what: str,
     env: dict[str, str] | None = None,
     cwd: Path = ROOT,
+    workers: int = 0,
 ) -> Iterator[subprocess.Popen[bytes]]:
+    """A server started and stopped by PID; with `workers`, an xfq server whose /health has
+    answered from that many worker processes (else wrk's connections may all go to one)."""
     CACHE.mkdir(exist_ok=True)
     log = (CACHE / f"server-{port}.log").open("wb")  # the servers' own logs, out of the table
     process = subprocess.Popen(
@@ -89,6 +92,8 @@ def server(
     )
     try:
         wait_listening(process, port, what)
+        if workers:
+            wait_healthy(process, port, workers)
         yield process
     finally:
         stop(process)

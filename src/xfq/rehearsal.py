@@ -277,7 +277,7 @@ def loopback_deployment(
     log = (workdir / "server.log").open("ab")  # the servers' JSON log lines, kept for reading
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
-        _wait_healthy(server, port)
+        wait_healthy(server, port, workers)
         yield Deployment(port, ledger, url, [server, redis])
     finally:
         for process in (server, redis):
@@ -291,20 +291,31 @@ def loopback_deployment(
         log.close()
 
 
-def _wait_healthy(server: subprocess.Popen[bytes], port: int) -> None:
+def wait_healthy(server: subprocess.Popen[bytes], port: int, workers: int = 1) -> None:
+    """Until /health has answered 200 from `workers` distinct processes.
+
+    Each worker joins the port's SO_REUSEPORT group only once its app is built: keep-alive
+    connections opened when the first one answers would all stay with that one worker."""
     import urllib.request
 
+    seen: set[int] = set()
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise RuntimeError(f"xfq serve exited with code {server.returncode}")
-        try:
+        try:  # a new connection each time, so the kernel may hand it to any worker
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
                 if r.status == 200:
-                    return
+                    seen.add(json.loads(r.read())["process"])
+                    if len(seen) >= workers:
+                        return
+                    continue
         except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"xfq serve did not become healthy on port {port}")
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"xfq serve did not become healthy on port {port} ({len(seen)} of {workers} workers)"
+    )
 
 
 def peak_rss_mb(root_pid: int) -> dict[int, float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 
@@ -27,7 +28,11 @@ def _sample(metrics: str, name: str, labels: str = "") -> float:
 async def test_health_says_the_ledger_answers_and_a_campaign_is_loaded(api: Api) -> None:
     answer = await api.client.get("/health")
     assert answer.status_code == 200
-    assert answer.json() == {"status": "ok", "checks": {"ledger": True, "campaign": True}}
+    assert answer.json() == {
+        "status": "ok",
+        "checks": {"ledger": True, "campaign": True},
+        "process": os.getpid(),
+    }
 
 
 async def test_health_is_503_when_the_ledger_does_not_answer(

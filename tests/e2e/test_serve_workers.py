@@ -21,6 +21,7 @@ import httpx
 from servers.redis_fixtures import redis_server, redis_server_session  # noqa: F401
 from servers.redis_servers import RedisServer
 from xfq.api.auth.tokens import Role
+from xfq.api.observability import FLUSH_S
 from xfq.simulation.over_http import DemoIdentityProvider
 from xfq.spec import load_campaign
 
@@ -117,5 +118,23 @@ def test_two_workers_on_redis_issue_and_count_every_claim_once(
     idp = DemoIdentityProvider(environment="development")
     with serving(tmp_path, idp, "--workers", "2", "--redis", redis_server.url) as base:
         assert _claims(base, idp, 40) == Counter(issued=40)
-        # Scrapes land on either worker; multiprocess mode adds both workers' counts.
+        # Scrapes land on either worker; multiprocess mode adds both workers' counts, each
+        # handed over within FLUSH_S of the claim.
+        time.sleep(FLUSH_S + 0.5)
         assert {_issued_in_metrics(base) for _ in range(4)} == {40}
+
+
+def test_every_worker_answers_on_new_connections(
+    tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    """Each worker listens on its own SO_REUSEPORT socket: new connections reach all of them,
+    and /health says which process answered (what `xfq rehearse` waits on before its wave)."""
+    idp = DemoIdentityProvider(environment="development")
+    with serving(tmp_path, idp, "--workers", "2", "--redis", redis_server.url) as base:
+        seen: set[int] = set()
+        deadline = time.monotonic() + 60
+        while len(seen) < 2 and time.monotonic() < deadline:
+            with httpx.Client(base_url=base, timeout=5) as fresh:  # a new connection each time
+                seen.add(fresh.get("/health").json()["process"])
+        assert len(seen) == 2

@@ -7,8 +7,11 @@ worker answers it (prometheus_client's multiprocess mode).
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import json
 import logging
+import math
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -37,8 +40,16 @@ def _multiprocess() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
+FLUSH_S = 0.5  # how stale a scrape may be: counts wait in the process at most this long
+
+
 class Metrics:
-    """The claim path's counters; a registry per app, so tests and apps do not share counts."""
+    """The claim path's counters; a registry per app, so tests and apps do not share counts.
+
+    A claim's answer is counted in plain Python numbers and handed to prometheus_client at most
+    `FLUSH_S` later, on the event loop: in multiprocess mode each of its increments writes a
+    memory-mapped file under a lock, ~50 µs of CPU per claim for a counter and a histogram,
+    against ~1 µs here."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -61,11 +72,38 @@ class Metrics:
         # Children resolved once: labels() takes a lock and a dict lookup per call.
         self._by_code = {code.value: self._claims.labels(code.value) for code in ClaimCode}
         self._gauges: list[Gauge] = []
+        self._codes: dict[str, int] = {}
+        self._bounds = (*LATENCY_BUCKETS, math.inf)
+        self._latency = [0] * len(self._bounds)
+        self._latency_sum = 0.0
+        self._flush_due = False
 
     def claim_answered(self, code: str, seconds: float) -> None:
-        child = self._by_code.get(code) or self._claims.labels(code)
-        child.inc()
-        self.claim_seconds.observe(seconds)
+        self._codes[code] = self._codes.get(code, 0) + 1
+        self._latency[bisect.bisect_left(self._bounds, seconds)] += 1  # first bound >= it
+        self._latency_sum += seconds
+        if not self._flush_due:
+            self._flush_due = True
+            try:
+                asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
+            except RuntimeError:  # not on a loop: nothing would call it later
+                self.flush()
+
+    def flush(self) -> None:
+        """Hand the counts gathered since the last flush to prometheus_client."""
+        self._flush_due = False
+        codes, self._codes = self._codes, {}
+        latency, self._latency = self._latency, [0] * len(self._bounds)
+        total, self._latency_sum = self._latency_sum, 0.0
+        for code, n in codes.items():
+            (self._by_code.get(code) or self._claims.labels(code)).inc(n)
+        # Histogram.observe() adds one observation; these add many (its own two fields).
+        buckets = self.claim_seconds._buckets
+        for i, n in enumerate(latency):
+            if n:
+                buckets[i].inc(n)
+        if any(latency):
+            self.claim_seconds._sum.inc(total)
 
     def claim_shed(self, reason: str) -> None:
         self._shed.labels(reason).inc()
@@ -79,6 +117,7 @@ class Metrics:
         self._gauges.append(gauge)
 
     def exposition(self) -> bytes:
+        self.flush()  # this process's counts; other workers flush on their own loops
         if _multiprocess():
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -95,7 +134,9 @@ def health(request: Request, response: Response) -> dict[str, Any]:
     checks = {"ledger": _ledger_ok(container), "campaign": container.campaign is not None}
     ok = all(checks.values())
     response.status_code = 200 if ok else 503
-    return {"status": "ok" if ok else "unavailable", "checks": checks}
+    # The worker that answered: a client waiting for N workers counts distinct ones (each
+    # worker listens on its own SO_REUSEPORT socket and joins only once its app is built).
+    return {"status": "ok" if ok else "unavailable", "checks": checks, "process": os.getpid()}
 
 
 def _ledger_ok(container: Container) -> bool:
