@@ -196,7 +196,9 @@ def on_redis(
     return run
 
 
-def on_redis_postgres(credential: str) -> Callable[[argparse.Namespace, Path], Load]:
+def on_redis_postgres(
+    credential: str, server_name: str = "granian"
+) -> Callable[[argparse.Namespace, Path], Load]:
     """The issue's deployment: Redis, a PostgreSQL ledger, `xfq persist` as a process of its
     own (the 2 API workers run no persister thread, so its inserts take no worker's GIL)."""
 
@@ -210,10 +212,10 @@ def on_redis_postgres(credential: str) -> Callable[[argparse.Namespace, Path], L
             ledger, port = pg.url(), free_port()
             command = [python(), "-m", "xfq", "serve", "--spec", str(SPEC), "--postgres", ledger,
                        "--port", str(port), "--redis", url, "--workers", "2",
-                       "--server", "granian"]  # fmt: skip
+                       "--server", server_name]  # fmt: skip
             serving = server(command, port, "xfq serve --redis --postgres", env, workers=2)
             with serving, persister(url, ledger):
-                name = f"redis-pg-2w-plenty-spread-{credential}"
+                name = f"redis-pg-2w-{server_name}-plenty-spread-{credential}"
                 load = _claims(args, name, port, "plenty", "spread", tokens, credential)
             reconcile(ledger, "--redis", url, "--repair")
             return _checked(load, ledger, "--redis", url)
@@ -341,6 +343,11 @@ BENCHES = [
         on_redis_postgres("pass"),
     ),
     Bench(
+        "redis-pg-pass-uvicorn",
+        "as `redis-pg-pass`, 2 uvicorn workers instead of granian",
+        on_redis_postgres("pass", "uvicorn"),
+    ),
+    Bench(
         "redis-window-1ms",
         "as `redis`, each worker gathering claims for up to 1 ms before its Redis call",
         on_redis("plenty", "spread", 2, window_ms=1.0),
@@ -383,11 +390,13 @@ TARGETS = (
     ("Redis issued ≥ 0.6 × 2-worker ceiling", "redis", "granian-2w", 0.6),
     ("  the same with claim passes", "redis-pass", "granian-2w", 0.6),
     ("  on PostgreSQL, persister apart, passes", "redis-pg-pass", "granian-2w", 0.6),
+    ("  the same, uvicorn workers", "redis-pg-pass-uvicorn", "ceiling-2w", 0.6),
     ("Redis sold_out ≥ 1.0 × 2-worker ceiling", "redis-sold-out", "granian-2w", 1.0),
     ("Redis limit_reached ≥ 1.0 × 2-worker ceiling", "redis-limit", "granian-2w", 1.0),
     ("Redis issued ≥ 10 × the conventional design", "redis", "conventional", 10.0),
     ("  the same with claim passes", "redis-pass", "conventional", 10.0),
     ("  on PostgreSQL, persister apart, passes", "redis-pg-pass", "conventional", 10.0),
+    ("  the same, uvicorn workers", "redis-pg-pass-uvicorn", "conventional", 10.0),
     ("embedded (granian) issued ≥ 0.5 × its ceiling", "embedded-granian", "granian-1w", 0.5),
     ("  the same with claim passes", "embedded-granian-pass", "granian-1w", 0.5),
     ("embedded issued ≥ 0.5 × 1-worker ceiling", "embedded", "ceiling-1w", 0.5),

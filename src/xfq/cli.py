@@ -226,8 +226,12 @@ def serve(
         int, typer.Option(min=1, help="Worker processes (more than one needs --redis).")
     ] = 1,
     server: Annotated[
-        str, typer.Option(help="uvicorn (in this process) or granian (worker processes).")
-    ] = "uvicorn",
+        str | None,
+        typer.Option(
+            help="uvicorn or granian; default: uvicorn in this process for one worker, granian "
+            "worker processes for more."
+        ),
+    ] = None,
 ) -> None:
     """Serve the API and pages: the embedded claim engine (one process) on a SQLite or
     PostgreSQL ledger, or claims decided in Redis by several worker processes."""
@@ -237,12 +241,12 @@ def serve(
         settings = Settings(spec_path=spec, database_url=chosen)
     if redis_url is not None:
         settings = settings.model_copy(update={"redis_url": redis_url})
-    if workers > 1 or server == "granian":
-        _serve_in_workers(settings, host, port, workers)
-        return
-    if server != "uvicorn":
+    if server not in (None, "uvicorn", "granian"):
         errors.print(f"xfq serve: --server is uvicorn or granian, not {server!r}")
         raise typer.Exit(2)
+    if workers > 1 or server == "granian":
+        _serve_in_workers(settings, host, port, workers, server or "granian")
+        return
     import uvicorn
 
     # Imported here, not above: the workers' branch must set PROMETHEUS_MULTIPROC_DIR first.
@@ -275,8 +279,9 @@ def serve(
         container.close()
 
 
-def _serve_in_workers(settings: Settings, host: str, port: int, workers: int) -> None:
-    """granian worker processes, each building the app from the environment (xfq.api.asgi)."""
+def _serve_in_workers(settings: Settings, host: str, port: int, workers: int, server: str) -> None:
+    """Worker processes of granian or uvicorn, each building the app from the environment
+    (xfq.api.asgi)."""
     import tempfile
 
     from granian import Granian
@@ -304,7 +309,20 @@ def _serve_in_workers(settings: Settings, host: str, port: int, workers: int) ->
         from xfq.api.observability import log_config
 
         build(settings).close()  # migrate, install the campaign, load Redis: once, not per worker
-        console.print(f"xfq serves http://{host}:{port} with {workers} granian worker(s)")
+        console.print(f"xfq serves http://{host}:{port} with {workers} {server} worker(s)")
+        if server == "uvicorn":
+            import uvicorn
+
+            uvicorn.run(
+                "xfq.api.asgi:create",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_config=log_config(),
+                access_log=False,
+            )
+            return
         Granian(
             "xfq.api.asgi:create",
             factory=True,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -131,6 +131,11 @@ class LedgerTx(LedgerReader, Protocol):
         ...
 
     def insert_voucher(self, voucher: Voucher, claim_key: str) -> None: ...
+
+    def insert_new_vouchers(self, claims: Sequence[tuple[Voucher, str]]) -> int:
+        """Those of the (voucher, claim key) pairs not held yet, with their issue events;
+        how many were new."""
+        ...
 
     def move_voucher(
         self,

@@ -76,7 +76,7 @@ async def post_claim(
     status, out = await claim(
         container, identity, body.type_id, key, stats, headers.get("admission"), pass_round
     )
-    return JSONResponse(out.model_dump(mode="json"), status_code=status)
+    return JSONResponse(out, status_code=status)
 
 
 @router.get("/wallet", response_model=WalletOut)

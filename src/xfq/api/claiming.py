@@ -23,7 +23,7 @@ from xfq.api.auth.tokens import AuthError, Identity, Role, require_role
 from xfq.api.deps import KEY_PATTERN
 from xfq.api.observability import Metrics
 from xfq.api.ratelimit import RateLimiter
-from xfq.api.schemas import ClaimOut, voucher_out
+from xfq.api.schemas import claim_body, voucher_body
 from xfq.bootstrap import Container
 from xfq.domain.claim import ClaimCode
 from xfq.domain.eligibility import Citizen
@@ -63,8 +63,8 @@ async def claim(
     stats: ClaimStats,
     admission: str | None = None,
     pass_round: str | None = None,
-) -> tuple[int, ClaimOut]:
-    """Decide one claim; 201 when issued, 200 with the code otherwise.
+) -> tuple[int, dict[str, Any]]:
+    """Decide one claim: 201 when issued, 200 with the code otherwise; the body of `ClaimOut`.
 
     A round behind a waiting room needs its admission token (`AdmissionRefused` otherwise).
     An identity read from a claim pass claims only in the pass's round (`PassRefused`).
@@ -94,11 +94,12 @@ async def claim(
     if answer.code is ClaimCode.UNKNOWN_TYPE:
         raise UnknownObject(answer.reason)
     stats.count(answer.code.value, int(now.timestamp()))
-    out = ClaimOut(code=answer.code.value, reason=answer.reason, remaining=answer.remaining)
+    voucher = None
     if answer.voucher is not None:
         vtype = campaign.voucher_type(answer.voucher.type_id)[1]
-        out.voucher = voucher_out(answer.voucher, vtype, campaign.tz)
-    return (201 if answer.code is ClaimCode.ISSUED else 200), out
+        voucher = voucher_body(answer.voucher, vtype, campaign.tz)
+    body = claim_body(answer.code.value, answer.reason, answer.remaining, voucher)
+    return (201 if answer.code is ClaimCode.ISSUED else 200), body
 
 
 def claimant(
@@ -208,7 +209,7 @@ class ClaimFront:
             return _problem(error.status, error.code, error.detail)
         except XfqError as error:
             return _refusal(error)
-        return status, out.model_dump(mode="json"), []
+        return status, out, []
 
 
 def _refusal(error: XfqError) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:

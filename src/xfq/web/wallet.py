@@ -236,8 +236,8 @@ async def grab(request: Request, _: SameOrigin) -> Response:
         context: dict[str, Any] = {"message": "rate_limited", "values": {"seconds": seconds}}
         return render(request, "_message.html", context, headers={"Retry-After": str(seconds)})
     stats: ClaimStats = request.app.state.claim_stats
-    out = (await claim(container, identity, type_id, key, stats))[1]
-    context = {"message": known(f"claim_{out.code}", "claim_failed"), "good": out.code == "issued"}
+    code = (await claim(container, identity, type_id, key, stats))[1]["code"]
+    context = {"message": known(f"claim_{code}", "claim_failed"), "good": code == "issued"}
     return render(request, "_message.html", context, headers={"HX-Trigger": "wallet-changed"})
 
 

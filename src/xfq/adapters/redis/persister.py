@@ -53,12 +53,7 @@ def insert_missing(claims: list[tuple[Voucher, str]]) -> Callable[[LedgerTx], in
     """A ledger unit inserting the vouchers it does not hold yet; the number inserted."""
 
     def unit(tx: LedgerTx) -> int:
-        inserted = 0
-        for voucher, key in claims:
-            if tx.voucher(voucher.id) is None:
-                tx.insert_voucher(voucher, key)
-                inserted += 1
-        return inserted
+        return tx.insert_new_vouchers(claims)
 
     return unit
 

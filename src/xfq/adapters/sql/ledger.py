@@ -48,7 +48,9 @@ class SqlLedger:
         self._statements = compile_statements(self.engine.dialect)
         self._writer = GroupCommitWriter(
             connect=self.engine.raw_connection,
-            make_tx=lambda connection: SqlTx(connection, self._statements, cache=True),
+            make_tx=lambda connection: SqlTx(
+                connection, self._statements, self.engine.dialect, cache=True
+            ),
             bulk_insert=functools.partial(bulk_insert, self.engine.dialect),
             control=TxControl(self.engine.dialect.name),
             max_batch=max_batch,
@@ -104,7 +106,7 @@ class SqlLedger:
                 connection = self.engine.raw_connection()
             with self._readers_lock:
                 self._readers.append(connection)
-            tx = SqlTx(connection, self._statements)
+            tx = SqlTx(connection, self._statements, self.engine.dialect)
             self._local.tx, self._local.connection = tx, connection
         return tx
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NoReturn
 
+import sqlalchemy as sa
+
 from xfq.adapters.sql.errors import translate
-from xfq.adapters.sql.statements import Statements
+from xfq.adapters.sql.statements import (
+    MAX_ROWS_PER_INSERT,
+    Statements,
+    bulk_insert,
+    held_ids,
+    positional,
+)
 from xfq.adapters.sql.times import from_us, to_us
 from xfq.domain.audit import AuditEntry
 from xfq.domain.checkout import Merchant
@@ -115,9 +124,17 @@ def _reraise(error: Exception) -> NoReturn:
 class SqlTx:
     """Implements `xfq.ports.LedgerTx`; the caller owns the transaction around it."""
 
-    def __init__(self, connection: Any, statements: Statements, cache: bool = False) -> None:
+    def __init__(
+        self,
+        connection: Any,
+        statements: Statements,
+        dialect: sa.Dialect,
+        cache: bool = False,
+    ) -> None:
+        self._connection = connection
         self._cursor = connection.cursor()
         self._s = statements
+        self._dialect = dialect
         # Inside one write transaction no one else can change a merchant (SQLite has one
         # writer; PostgreSQL's transaction sees its snapshot), so its row can be kept.
         self._merchants: dict[str, Merchant | None] | None = {} if cache else None
@@ -200,6 +217,32 @@ class SqlTx:
     def insert_voucher(self, voucher: Voucher, claim_key: str) -> None:
         self._run(self._s.insert_voucher, voucher_row(voucher, claim_key))
         self._run(self._s.insert_event, issue_event_row(voucher, claim_key))
+
+    def insert_new_vouchers(self, claims: Sequence[tuple[Voucher, str]]) -> int:
+        """The claims' vouchers and issue events the ledger does not hold yet; how many.
+
+        A batch costs one query and two multi-row inserts per 500 claims, not three statements
+        a claim (the persister's batches; on PostgreSQL each statement is a round trip)."""
+        held: set[str] = set()
+        ids = [voucher.id for voucher, _key in claims]
+        style = positional(self._dialect)
+        try:
+            for start in range(0, len(ids), MAX_ROWS_PER_INSERT):
+                chunk = ids[start : start + MAX_ROWS_PER_INSERT]
+                self._cursor.execute(held_ids(style, len(chunk)), chunk)
+                held.update(row[0] for row in self._cursor.fetchall())
+            fresh = {v.id: (v, key) for v, key in claims if v.id not in held}
+            if fresh:
+                rows = [voucher_row(v, key) for v, key in fresh.values()]
+                events = [
+                    issue_event_row(v, key, row["issued_at_us"])
+                    for (v, key), row in zip(fresh.values(), rows, strict=True)
+                ]
+                bulk_insert(self._dialect, self._connection, "vouchers", rows)
+                bulk_insert(self._dialect, self._connection, "voucher_events", events)
+        except Exception as error:
+            _reraise(error)
+        return len(fresh)
 
     def move_voucher(
         self,
