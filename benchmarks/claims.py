@@ -323,6 +323,11 @@ BENCHES = [
         embedded("one", "spread"),
     ),
     Bench(
+        "embedded-sold-out-pass",
+        "as `embedded-sold-out`, with claim passes (as at an opening: no signature to verify)",
+        embedded("one", "spread", credential="pass"),
+    ),
+    Bench(
         "redis",
         "Redis engine (appendfsync always), 2 granian workers, persisters into SQLite: issued",
         on_redis("plenty", "spread", 2),
@@ -363,6 +368,11 @@ BENCHES = [
         on_redis("one", "spread", 2),
     ),
     Bench(
+        "redis-sold-out-pass",
+        "as `redis-sold-out`, with claim passes",
+        on_redis("one", "spread", 2, credential="pass"),
+    ),
+    Bench(
         "redis-limit",
         "Redis engine, 2 workers: one person claiming again and again, limit_reached",
         on_redis("plenty", "same", 2),
@@ -392,6 +402,7 @@ TARGETS = (
     ("  on PostgreSQL, persister apart, passes", "redis-pg-pass", "granian-2w", 0.6),
     ("  the same, uvicorn workers", "redis-pg-pass-uvicorn", "ceiling-2w", 0.6),
     ("Redis sold_out ≥ 1.0 × 2-worker ceiling", "redis-sold-out", "granian-2w", 1.0),
+    ("  the same with claim passes", "redis-sold-out-pass", "granian-2w", 1.0),
     ("Redis limit_reached ≥ 1.0 × 2-worker ceiling", "redis-limit", "granian-2w", 1.0),
     ("Redis issued ≥ 10 × the conventional design", "redis", "conventional", 10.0),
     ("  the same with claim passes", "redis-pass", "conventional", 10.0),
@@ -402,6 +413,7 @@ TARGETS = (
     ("embedded issued ≥ 0.5 × 1-worker ceiling", "embedded", "ceiling-1w", 0.5),
     ("  the same with claim passes", "embedded-pass", "ceiling-1w", 0.5),
     ("sold_out ≥ 1.0 × 1-worker ceiling (embedded)", "embedded-sold-out", "ceiling-1w", 1.0),
+    ("  the same with claim passes", "embedded-sold-out-pass", "ceiling-1w", 1.0),
     ("limit_reached ≥ 1.0 × 1-worker ceiling (embedded)", "embedded-limit", "ceiling-1w", 1.0),
 )
 
