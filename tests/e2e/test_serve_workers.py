@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from servers.redis_fixtures import redis_server, redis_server_session  # noqa: F401
 from servers.redis_servers import RedisServer
@@ -111,12 +112,15 @@ def test_several_workers_without_redis_are_refused_with_a_reason(tmp_path: Path)
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
 def test_two_workers_on_redis_issue_and_count_every_claim_once(
     tmp_path: Path,
     redis_server: RedisServer,  # noqa: F811
+    server: str,
 ) -> None:
     idp = DemoIdentityProvider(environment="development")
-    with serving(tmp_path, idp, "--workers", "2", "--redis", redis_server.url) as base:
+    extra = ("--workers", "2", "--redis", redis_server.url, "--server", server)
+    with serving(tmp_path, idp, *extra) as base:
         assert _claims(base, idp, 40) == Counter(issued=40)
         # Scrapes land on either worker; multiprocess mode adds both workers' counts, each
         # handed over within FLUSH_S of the claim.
@@ -124,14 +128,18 @@ def test_two_workers_on_redis_issue_and_count_every_claim_once(
         assert {_issued_in_metrics(base) for _ in range(4)} == {40}
 
 
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
 def test_every_worker_answers_on_new_connections(
     tmp_path: Path,
     redis_server: RedisServer,  # noqa: F811
+    server: str,
 ) -> None:
-    """Each worker listens on its own SO_REUSEPORT socket: new connections reach all of them,
-    and /health says which process answered (what `xfq rehearse` waits on before its wave)."""
+    """New connections reach every worker (granian: each its own SO_REUSEPORT socket; uvicorn:
+    one shared socket), and /health says which process answered (what `xfq rehearse` waits on
+    before its wave)."""
     idp = DemoIdentityProvider(environment="development")
-    with serving(tmp_path, idp, "--workers", "2", "--redis", redis_server.url) as base:
+    extra = ("--workers", "2", "--redis", redis_server.url, "--server", server)
+    with serving(tmp_path, idp, *extra) as base:
         seen: set[int] = set()
         deadline = time.monotonic() + 60
         while len(seen) < 2 and time.monotonic() < deadline:
