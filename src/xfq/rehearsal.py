@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from xfq.api.auth.tokens import Role
 from xfq.demo_http import free_port
@@ -318,8 +319,14 @@ def wait_healthy(server: subprocess.Popen[bytes], port: int, workers: int = 1) -
     )
 
 
-def peak_rss_mb(root_pid: int) -> dict[int, float]:
-    """Peak resident memory (VmHWM) of a process and its descendants, from /proc."""
+class ProcessFigures(NamedTuple):
+    peak_mb: float  # VmHWM: the most resident memory the process ever had
+    cpu_s: float  # user + system CPU seconds so far
+
+
+def process_figures(root_pid: int) -> dict[int, ProcessFigures]:
+    """Peak memory and CPU time of a process and its descendants, from /proc. The CPU seconds
+    show whether every worker served: one that got no connection has spent only its start."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -328,18 +335,21 @@ def peak_rss_mb(root_pid: int) -> dict[int, float]:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry.name))
-    found: dict[int, float] = {}
+    found: dict[int, ProcessFigures] = {}
     todo = [root_pid]
+    tick = os.sysconf("SC_CLK_TCK")
     while todo:
         pid = todo.pop()
         todo += children.get(pid, [])
         try:
             status = Path(f"/proc/{pid}/status").read_text()
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
+        cpu_s = (int(stat[11]) + int(stat[12])) / tick
         for line in status.splitlines():
             if line.startswith("VmHWM:"):
-                found[pid] = int(line.split()[1]) / 1024
+                found[pid] = ProcessFigures(int(line.split()[1]) / 1024, cpu_s)
     return found
 
 
@@ -350,7 +360,7 @@ def peak_rss_mb(root_pid: int) -> dict[int, float]:
 class Rehearsal:
     wave: WaveFigures
     passes: PassFigures | None  # None: the wave claimed with bearer tokens
-    peak_rss_mb: dict[int, float]
+    processes: dict[int, ProcessFigures]  # the server and its workers
     reconcile_ok: bool
     reconcile_report: str
     stock: int
@@ -385,10 +395,10 @@ def rehearse(
         passes, wave = asyncio.run(
             opening.run(deployment.base_port, round_id if credential == "pass" else None, tell)
         )
-        memory = peak_rss_mb(deployment.processes[0].pid)
+        processes = process_figures(deployment.processes[0].pid)
     ok, report = _reconcile(deployment)
     stock = sum(t.count for t in rnd.types)
-    return Rehearsal(wave, passes, memory, ok, report, stock, len(rnd.types))
+    return Rehearsal(wave, passes, processes, ok, report, stock, len(rnd.types))
 
 
 @dataclass

@@ -77,8 +77,11 @@ def print_rehearsal(done: Rehearsal) -> None:
     cut = " (cut by the bound)" if w.cut else ""
     table.add_row("whole wave", f"{w.wave_s:.1f} s{cut}")
     table.add_row("latency p50 / p99", f"{w.percentile_ms(50):.1f} / {w.percentile_ms(99):.1f} ms")
-    memory = ", ".join(f"pid {pid}: {mb:.0f} MB" for pid, mb in sorted(done.peak_rss_mb.items()))
-    table.add_row("peak memory per process", memory)
+    processes = ", ".join(
+        f"pid {pid}: {f.peak_mb:.0f} MB, {f.cpu_s:.1f} s"
+        for pid, f in sorted(done.processes.items())
+    )
+    table.add_row("peak memory, CPU per process", processes)
     table.add_row("reconciled (Redis and ledger)", "yes" if done.reconcile_ok else "NO")
     console.print(table)
     if not done.reconcile_ok:

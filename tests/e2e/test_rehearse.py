@@ -28,3 +28,7 @@ def test_a_small_rehearsal_answers_everyone_and_reconciles(tmp_path: Path) -> No
     assert re.search(r"errors \(5xx, transport\)\s*│\s*0\s*│", out), out
     assert re.search(r"reconciled \(Redis and ledger\)\s*│\s*yes\s*│", out), out
     assert "issued" in out and "(cut by the bound)" not in out
+    # the server and its two workers, each with its peak memory and CPU time
+    processes = re.findall(r"pid \d+: (\d+) MB, ([0-9.]+) s", out)
+    assert len(processes) == 3, out
+    assert all(float(mb) > 0 and float(cpu) > 0 for mb, cpu in processes), out
