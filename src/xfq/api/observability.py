@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -77,13 +78,15 @@ class Metrics:
         self._latency = [0] * len(self._bounds)
         self._latency_sum = 0.0
         self._flush_due = False
+        self._lock = threading.Lock()
 
     def claim_answered(self, code: str, seconds: float) -> None:
-        self._codes[code] = self._codes.get(code, 0) + 1
-        self._latency[bisect.bisect_left(self._bounds, seconds)] += 1  # first bound >= it
-        self._latency_sum += seconds
-        if not self._flush_due:
-            self._flush_due = True
+        with self._lock:  # a scrape flushes from a thread of the route's pool
+            self._codes[code] = self._codes.get(code, 0) + 1
+            self._latency[bisect.bisect_left(self._bounds, seconds)] += 1  # first bound >= it
+            self._latency_sum += seconds
+            due, self._flush_due = self._flush_due, True
+        if not due:
             try:
                 asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
             except RuntimeError:  # not on a loop: nothing would call it later
@@ -91,10 +94,11 @@ class Metrics:
 
     def flush(self) -> None:
         """Hand the counts gathered since the last flush to prometheus_client."""
-        self._flush_due = False
-        codes, self._codes = self._codes, {}
-        latency, self._latency = self._latency, [0] * len(self._bounds)
-        total, self._latency_sum = self._latency_sum, 0.0
+        with self._lock:
+            self._flush_due = False
+            codes, self._codes = self._codes, {}
+            latency, self._latency = self._latency, [0] * len(self._bounds)
+            total, self._latency_sum = self._latency_sum, 0.0
         for code, n in codes.items():
             (self._by_code.get(code) or self._claims.labels(code)).inc(n)
         # Histogram.observe() adds one observation; these add many (its own two fields).
