@@ -12,7 +12,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -61,6 +61,12 @@ def serving(tmp_path: Path, idp: DemoIdentityProvider, *extra: str) -> Iterator[
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def two_workers(
+    tmp_path: Path, idp: DemoIdentityProvider, redis: RedisServer, server: str
+) -> AbstractContextManager[str]:
+    return serving(tmp_path, idp, "--workers", "2", "--redis", redis.url, "--server", server)
 
 
 def _wait_ready(server: subprocess.Popen[bytes], port: int) -> None:
@@ -119,8 +125,7 @@ def test_two_workers_on_redis_issue_and_count_every_claim_once(
     server: str,
 ) -> None:
     idp = DemoIdentityProvider(environment="development")
-    extra = ("--workers", "2", "--redis", redis_server.url, "--server", server)
-    with serving(tmp_path, idp, *extra) as base:
+    with two_workers(tmp_path, idp, redis_server, server) as base:
         assert _claims(base, idp, 40) == Counter(issued=40)
         # Scrapes land on either worker; multiprocess mode adds both workers' counts, each
         # handed over within FLUSH_S of the claim.
@@ -138,8 +143,7 @@ def test_every_worker_answers_on_new_connections(
     one shared socket), and /health says which process answered (what `xfq rehearse` waits on
     before its wave)."""
     idp = DemoIdentityProvider(environment="development")
-    extra = ("--workers", "2", "--redis", redis_server.url, "--server", server)
-    with serving(tmp_path, idp, *extra) as base:
+    with two_workers(tmp_path, idp, redis_server, server) as base:
         seen: set[int] = set()
         deadline = time.monotonic() + 60
         while len(seen) < 2 and time.monotonic() < deadline:

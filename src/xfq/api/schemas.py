@@ -227,19 +227,23 @@ class MerchantKeyOut(BaseModel):
 
 def voucher_out(voucher: Voucher, vtype: VoucherType, tz: tzinfo) -> VoucherOut:
     """A voucher as a person reads it, with times in the campaign's time zone."""
-    return VoucherOut(
-        id=voucher.id,
-        type_id=vtype.id,
-        round_id=voucher.round_id,
-        category=voucher.category,
-        label=vtype.label,
-        threshold_fen=vtype.threshold_fen,
-        discount_fen=vtype.discount_fen,
-        state=voucher.state.value,
-        issued_at=voucher.issued_at.astimezone(tz),
-        valid_from=voucher.valid_from.astimezone(tz),
-        valid_until=voucher.valid_until.astimezone(tz),
-    )
+    return VoucherOut(**_voucher_fields(voucher, vtype, tz))
+
+
+def _voucher_fields(voucher: Voucher, vtype: VoucherType, tz: tzinfo) -> dict[str, Any]:
+    return {
+        "id": voucher.id,
+        "type_id": vtype.id,
+        "round_id": voucher.round_id,
+        "category": voucher.category,
+        "label": vtype.label,
+        "threshold_fen": vtype.threshold_fen,
+        "discount_fen": vtype.discount_fen,
+        "state": voucher.state.value,
+        "issued_at": voucher.issued_at.astimezone(tz),
+        "valid_from": voucher.valid_from.astimezone(tz),
+        "valid_until": voucher.valid_until.astimezone(tz),
+    }
 
 
 def claim_body(
@@ -252,19 +256,10 @@ def claim_body(
 
 def voucher_body(voucher: Voucher, vtype: VoucherType, tz: tzinfo) -> dict[str, Any]:
     """`voucher_out(...).model_dump(mode="json")`, built directly."""
-    return {
-        "id": voucher.id,
-        "type_id": vtype.id,
-        "round_id": voucher.round_id,
-        "category": voucher.category,
-        "label": vtype.label,
-        "threshold_fen": vtype.threshold_fen,
-        "discount_fen": vtype.discount_fen,
-        "state": voucher.state.value,
-        "issued_at": json_time(voucher.issued_at.astimezone(tz)),
-        "valid_from": json_time(voucher.valid_from.astimezone(tz)),
-        "valid_until": json_time(voucher.valid_until.astimezone(tz)),
-    }
+    body = _voucher_fields(voucher, vtype, tz)
+    for name in ("issued_at", "valid_from", "valid_until"):
+        body[name] = json_time(body[name])
+    return body
 
 
 def json_time(at: datetime) -> str:

@@ -178,16 +178,19 @@ def multi_row_insert(paramstyle: str, table_name: str, columns: tuple[str, ...],
     """
     table = _TABLES[table_name]
     assert all(c in table.columns for c in columns), columns
-    mark = "?" if paramstyle == "qmark" else "%s"
-    group = "(" + ", ".join([mark] * len(columns)) + ")"
+    group = "(" + ", ".join([_mark(paramstyle)] * len(columns)) + ")"
     return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES " + ", ".join([group] * n)
 
 
 @functools.lru_cache(maxsize=1024)
 def held_ids(paramstyle: str, n: int) -> str:
     """Which of `n` voucher ids (positional parameters) the ledger holds."""
-    mark = "?" if paramstyle == "qmark" else "%s"
-    return f"SELECT id FROM vouchers WHERE id IN ({', '.join([mark] * n)})"
+    return f"SELECT id FROM vouchers WHERE id IN ({', '.join([_mark(paramstyle)] * n)})"
+
+
+def _mark(paramstyle: str) -> str:
+    """A positional parameter in the driver's style (`positional`)."""
+    return "?" if paramstyle == "qmark" else "%s"
 
 
 def bulk_insert(
