@@ -1,15 +1,22 @@
 """Where one process spends its CPU on the claim path: cProfile of the ASGI app, no HTTP server.
 
     .venv/bin/python benchmarks/profile_claims.py [--claims 20000] [--credential pass|bearer]
-        [--engine redis|embedded] [--top 25]
+        [--engine redis|embedded] [--type plenty|one] [--top 25] [--no-profile]
 
 Builds the app as `xfq serve` does (the bench campaign, a simulated clock at its opening, the
 Redis engine on a throwaway redis-server with appendfsync always and the persister thread, or
 the embedded engine on SQLite), then sends `--claims` new people's claims straight to the ASGI
-callable, 64 at a time, each with a claim pass made for them beforehand or a bearer token of
-their own. Half of them are timed without the profiler (CPU µs per claim of this process, all
-threads), the other half profiled: the functions costing most, by own time, then cumulative.
-No HTTP server and no load generator share the process: what is left is the app's own cost.
+callable, 64 at a time (of `plenty`: issued; of `one`, a type of one voucher: sold out), each
+with a claim pass made for them beforehand or a bearer token of their own. Half of them are
+timed without the profiler (CPU µs per claim of this process, all threads), the other half
+profiled: the functions costing most, by own time, then cumulative. No HTTP server and no load
+generator share the process: what is left is the app's own cost.
+
+CPU times vary by a third on a busy machine; instruction counts do not. To count them:
+
+    valgrind --tool=callgrind --instr-atstart=no .venv/bin/python \
+        benchmarks/profile_claims.py --type one --claims 3000 --no-profile --callgrind
+    callgrind_annotate callgrind.out.<pid> | grep TOTALS    # ÷ the claims timed
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ import argparse
 import asyncio
 import cProfile
 import json
+import os
 import pstats
+import subprocess
 import tempfile
 import time
 from contextlib import ExitStack
@@ -71,8 +80,10 @@ def _citizen(i: int) -> Citizen:
     return Citizen(f"b{i:08d}", Residency.PERMANENT, True)
 
 
-async def _one(app: Any, credential: tuple[bytes, bytes], key: str, codes: dict[int, int]) -> None:
-    body = [{"type": "http.request", "body": b'{"type_id":"plenty"}', "more_body": False}]
+async def _one(
+    app: Any, credential: tuple[bytes, bytes], key: str, claim: bytes, codes: dict[int, int]
+) -> None:
+    body = [{"type": "http.request", "body": claim}]
     scope = {
         "type": "http", "method": "POST", "path": "/v1/claims", "client": ("127.0.0.1", 1),
         "headers": [credential, (b"idempotency-key", key.encode()),
@@ -89,12 +100,21 @@ async def _one(app: Any, credential: tuple[bytes, bytes], key: str, codes: dict[
     await app(scope, receive, send)
 
 
-async def _drive(app: Any, credentials: list[tuple[bytes, bytes]]) -> dict[int, int]:
+async def _drive(app: Any, credentials: list[tuple[bytes, bytes]], type_id: str) -> dict[int, int]:
     codes: dict[int, int] = {}
+    claim = json.dumps({"type_id": type_id}).encode()
     for start in range(0, len(credentials), CONCURRENT):
         batch = credentials[start : start + CONCURRENT]
-        await asyncio.gather(*(_one(app, c, f"k{start + n}", codes) for n, c in enumerate(batch)))
+        await asyncio.gather(
+            *(_one(app, c, f"k{start + n}", claim, codes) for n, c in enumerate(batch))
+        )
     return codes
+
+
+def _callgrind(on: bool, state: str) -> None:
+    """Instruction counts are the same on a busy machine, where CPU times vary by a third."""
+    if on:
+        subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True)
 
 
 def main() -> None:
@@ -102,9 +122,18 @@ def main() -> None:
     parser.add_argument("--claims", type=int, default=20_000)
     parser.add_argument("--credential", choices=("pass", "bearer"), default="pass")
     parser.add_argument("--engine", choices=("redis", "embedded"), default="redis")
+    parser.add_argument("--type", choices=("plenty", "one"), default="plenty")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument(
         "--no-persister", action="store_true", help="without the thread moving claims to the ledger"
+    )
+    parser.add_argument(
+        "--no-profile", action="store_true", help="only the timed half (e.g. under `perf stat`)"
+    )
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="under `valgrind --tool=callgrind --instr-atstart=no`: count the timed half only",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="xfq-profile-") as tmp, ExitStack() as stack:
@@ -117,19 +146,24 @@ def main() -> None:
         app = create_app(container)
         credentials = _credentials(container, args.credential, args.claims)
         warm, half = CONCURRENT * 4, (len(credentials) + CONCURRENT * 4) // 2
-        asyncio.run(_drive(app, credentials[:warm]))  # connect, load the scripts
+        asyncio.run(_drive(app, credentials[:warm], args.type))  # connect, load the scripts
+        _callgrind(args.callgrind, "on")
         cpu = time.process_time()
-        codes = asyncio.run(_drive(app, credentials[warm:half]))
+        codes = asyncio.run(_drive(app, credentials[warm:half], args.type))
         cpu = time.process_time() - cpu
+        _callgrind(args.callgrind, "off")
         profile = cProfile.Profile()
-        profile.enable()
-        asyncio.run(_drive(app, credentials[half:]))
-        profile.disable()
+        if not args.no_profile:
+            profile.enable()
+            asyncio.run(_drive(app, credentials[half:], args.type))
+            profile.disable()
     done = sum(codes.values())
     persister = "" if args.no_persister or args.engine != "redis" else " + persister thread"
-    print(f"{args.credential}, {args.engine}{persister}: {done:,} claims {codes}, "
+    print(f"{args.credential}, {args.engine}{persister}, {args.type}: {done:,} claims {codes}, "
           f"{cpu:.2f} s CPU of this "
           f"process: {cpu / done * 1e6:.0f} µs per claim (no profiler)")  # fmt: skip
+    if args.no_profile:
+        return
     stats = pstats.Stats(profile).strip_dirs()
     stats.sort_stats("tottime").print_stats(args.top)
     stats.sort_stats("cumulative").print_stats(args.top)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-from xfq.adapters.clock import SimulatedClock
+from bench_api import bench_api
 from xfq.api.admission import Ticket
 from xfq.api.app import create_app
 from xfq.api.auth.tokens import Role
@@ -20,8 +18,6 @@ from xfq.bootstrap import Container, build
 from xfq.config import Settings
 
 pytestmark = pytest.mark.anyio
-BENCH = Path(__file__).parents[2] / "benchmarks" / "bench-campaign.toml"
-OPENING = datetime(2022, 3, 5, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
 @pytest.fixture
@@ -31,20 +27,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def front(tmp_path: Path) -> AsyncIterator[tuple[ClaimFront, httpx.AsyncClient]]:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'ledger.db'}",
-        spec_path=BENCH,
-        claim_max_in_flight=1,
-        claim_rate_per_address_per_s=1e6,
-        claim_burst_per_address=1_000_000,
-    )
-    container = build(settings, SimulatedClock(OPENING + timedelta(seconds=1)))
-    app = create_app(container)
-    transport = httpx.ASGITransport(app=app)
-    assert isinstance(app, ClaimFront)
-    async with httpx.AsyncClient(transport=transport, base_url="http://xfq.test") as client:
+    async with bench_api(tmp_path, claim_max_in_flight=1) as (app, client):
         yield app, client
-    container.close()
 
 
 def _headers(container: Container, person: str) -> dict[str, str]:

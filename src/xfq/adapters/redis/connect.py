@@ -55,7 +55,7 @@ def run(client: SyncRedis, script: Script, key: str, *args: str | int) -> Any:
         return client.eval(script.source, 1, key, *args)
 
 
-async def run_async(client: AsyncRedis, script: Script, key: str, *args: str | int) -> Any:
+async def run_async(client: AsyncRedis, script: Script, key: str, *args: str | int | bytes) -> Any:
     try:
         return await client.evalsha(script.sha, 1, key, *args)
     except NoScriptError:

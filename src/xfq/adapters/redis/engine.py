@@ -13,7 +13,6 @@ callers on plain threads (the port's tests, scripts) are served on a loop the en
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import threading
 import time
@@ -22,6 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+import orjson
 from redis.asyncio.cluster import RedisCluster as AsyncCluster
 
 from xfq.adapters.redis import connect
@@ -271,7 +271,7 @@ class RedisClaimEngine:
     async def decide(self, client: AsyncRedis, shard: int, items: list[_Claim]) -> None:
         """Send `items` (all of one home shard) as one script call and answer each."""
         tag = self.layout.tag(shard)
-        claims = json.dumps([_claim_args(item) for item in items], separators=(",", ":"))
+        claims = orjson.dumps([_claim_args(item) for item in items])
         try:
             results = await connect.run_async(
                 client, CLAIM_SCRIPT, self.layout.stream(shard), tag, claims
