@@ -295,11 +295,12 @@ class SqlLedger:
             return {row[0]: row[1] for row in c.execute(sa.select(h.c.person_id, h.c.head_id))}
 
     def issued_claims(self) -> Iterator[tuple[str, str, str, str, str]]:
-        """(voucher id, type id, person id, claim key, state) of every voucher, for a restart."""
+        """(voucher id, type id, person id, claim key, state) of every voucher, for a restart;
+        in chunks, each an answer of its own (a whole city's in one would pass the answer bound)."""
         v = tables.vouchers
         query = sa.select(v.c.id, v.c.type_id, v.c.person_id, v.c.claim_key, v.c.state)
         with self._connect() as c:
-            for row in c.execute(query):
+            for row in c.execution_options(yield_per=10_000).execute(query):
                 yield row[0], row[1], row[2], row[3], row[4]
 
 
