@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -64,7 +64,11 @@ class LinkBounds:
 
 
 class BoundedConnection(psycopg.Connection[Any]):
-    """psycopg's connection, waiting at most `answer_timeout_s` for each answer of the server."""
+    """psycopg's connection, waiting at most `answer_timeout_s` for each answer of the server.
+
+    Every query, fetch, COPY and COMMIT of psycopg's connection and cursors waits in `wait`,
+    which takes a timeout in psycopg 3.3 (pyproject.toml requires it; checked on 3.3.9).
+    """
 
     answer_timeout_s: float | None = None
 
@@ -84,7 +88,10 @@ class BoundedConnection(psycopg.Connection[Any]):
             ) from None
 
 
-def connect_bounded(bounds: LinkBounds) -> Any:
+DoConnect = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], BoundedConnection]
+
+
+def connect_bounded(bounds: LinkBounds) -> DoConnect:
     """A `do_connect` listener for SQLAlchemy that opens `BoundedConnection`s."""
 
     def connect(
