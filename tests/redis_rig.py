@@ -1,5 +1,5 @@
-"""Running the Redis claim engine in tests: a SQLite ledger, a Redis, a persister drained on
-demand. Shared by the contract suite and the integration tests."""
+"""Running the Redis claim engine in tests: a ledger (SQLite unless told), a Redis, a persister
+drained on demand. Shared by the contract suite and the integration tests."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ from xfq.adapters.redis.engine import EngineTuning, RedisClaimEngine
 from xfq.adapters.redis.loader import load_campaign
 from xfq.adapters.redis.persister import Persister
 from xfq.adapters.sql.ledger import SqlLedger
+from xfq.adapters.sql.link import LinkBounds
 from xfq.domain.campaign import Campaign
 from xfq.domain.voucher import Voucher
 
 
 class RedisRig:
-    """The Redis engine over a real Redis (one node or a Cluster) and a SQLite ledger."""
+    """The Redis engine over a real Redis (one node or a Cluster) and a ledger: a SQLite file in
+    `directory`, or `ledger_url` opened with `bounds`."""
 
     def __init__(
         self,
@@ -28,10 +30,13 @@ class RedisRig:
         spec_text: str,
         servers: RedisServer | RedisCluster,
         shards: int,
+        ledger_url: str | None = None,
+        bounds: LinkBounds | None = None,
     ) -> None:
         self.servers = servers
         self.url = servers.url
-        self._url = f"sqlite:///{directory / 'ledger.db'}"
+        self._url = ledger_url or f"sqlite:///{directory / 'ledger.db'}"
+        self._bounds = bounds
         self._campaign = campaign
         self._spec_text = spec_text
         self.shards = shards
@@ -42,7 +47,7 @@ class RedisRig:
 
     def start(self, tuning: EngineTuning | None = None) -> RedisClaimEngine:
         assert self.engine is None, "stop the engine before starting it again"
-        self.ledger = SqlLedger(self._url)
+        self.ledger = SqlLedger(self._url, bounds=self._bounds)
         first = self._campaign.rounds[0].opens_at
         self.ledger.install_campaign(self._campaign, self._spec_text, first)
         redis = sync_client(self.url, is_cluster(self.url))

@@ -17,6 +17,7 @@ from xfq.adapters.clock import SimulatedClock, SystemClock
 from xfq.adapters.embedded.engine import EmbeddedClaimEngine, EngineLocked
 from xfq.adapters.ids import RandomIds
 from xfq.adapters.sql.ledger import SqlLedger
+from xfq.adapters.sql.link import LinkBounds
 from xfq.api.auth.dev_issuer import DevIssuer
 from xfq.api.auth.merchant_signature import SignatureVerifier
 from xfq.api.auth.personal_data import PersonalDataHasher
@@ -191,7 +192,7 @@ def shared_secrets(settings: Settings) -> None:
 
 def build(settings: Settings, clock: Clock | None = None) -> Container:
     settings = settings.checked()
-    ledger = SqlLedger(settings.database_url)
+    ledger = SqlLedger(settings.database_url, bounds=serving_bounds(settings))
     lock_path = _lock_path(settings.database_url)
     # Only the embedded engine decides in one process; Redis workers share the ledger.
     embedded = settings.redis_url is None
@@ -242,6 +243,15 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         text = settings.spec_path.read_text(encoding="utf-8")
         container.load_campaign(text, str(settings.spec_path), container.clock.now())
     return container
+
+
+def serving_bounds(settings: Settings) -> LinkBounds:
+    """The bounds on a serving process's PostgreSQL link: a request waits on none for longer."""
+    return LinkBounds(
+        connect_timeout_s=settings.ledger_connect_timeout_s,
+        tcp_timeout_s=settings.ledger_tcp_timeout_s,
+        answer_timeout_s=settings.ledger_answer_timeout_s,
+    )
 
 
 def pass_keys(settings: Settings, till_key: bytes) -> PassKeys:

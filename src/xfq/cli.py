@@ -185,10 +185,11 @@ def persist(
 
     from xfq.adapters.sql.ledger import SqlLedger
     from xfq.adapters.sql.schema import database_url
-    from xfq.bootstrap import redis_persister
+    from xfq.bootstrap import redis_persister, serving_bounds
 
     shown = postgres or str(ledger)
-    sql = SqlLedger(database_url(postgres) if postgres else f"sqlite:///{ledger}")
+    url = database_url(postgres) if postgres else f"sqlite:///{ledger}"
+    sql = SqlLedger(url, bounds=serving_bounds(Settings()))  # XFQ_LEDGER_* from the env
     spec_text = sql.campaign_spec()
     if spec_text is None:
         raise XfqError(f"{shown} holds no campaign")

@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     # The ledger: a SQLite file (a path or sqlite:///path) or a postgresql://user@host/db URL.
     database_url: str = "sqlite:///var/xfq/ledger.db"
+    # A PostgreSQL ledger's link (adapters/sql/link.py): a connection not made in this long, a
+    # link that leaves sent data or keepalives unacknowledged this long, and a query with no
+    # answer in this long fail, and the request that needed them is answered 503.
+    ledger_connect_timeout_s: float = Field(default=5.0, ge=2)
+    ledger_tcp_timeout_s: float = Field(default=5.0, gt=0)
+    ledger_answer_timeout_s: float = Field(default=5.0, gt=0)
     spec_path: Path | None = None
     till_code_key: SecretStr | None = None
     personal_data_key: SecretStr | None = None

@@ -1,9 +1,11 @@
 """`xfq serve --workers 2` on Redis and PostgreSQL: both workers start (neither takes the
-embedded engine's lock), a worker killed with -9 is replaced without the server stopping, and a
-merchant approved through one worker is accepted by the other."""
+embedded engine's lock), a worker killed with -9 is replaced without the server stopping, a
+merchant approved through one worker is accepted by the other, and a store's link cut off gives
+503s, not hangs, and everything carries on once it heals."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -12,6 +14,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
+import psycopg
 import pytest
 
 from faults.campaign import OPENS_AT, spec_text
@@ -21,6 +24,12 @@ from xfq.api.auth.tokens import Role
 from xfq.simulation.over_http import DemoIdentityProvider
 
 RESPAWN_TIMEOUT_S = 60.0
+# A request while a link is cut must be answered within the bounds (5 s each, a few of them on
+# one path) and this margin: far below the minutes TCP would hold it, far above a loaded machine.
+CUT_BOUND_S = 30.0
+PERSISTED_TIMEOUT_S = 30.0
+CUT_HELD_S = 8.0  # past the 5 s answer bound: the persister's ledger write meets the cut
+REDEEM_PATH = "/v1/merchant/redemptions"
 
 
 @pytest.fixture(scope="module")
@@ -37,30 +46,39 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         made.close()
 
 
-def _approve(d: Deployment) -> tuple[str, bytes]:
+def _approve(d: Deployment, merchant_id: str = "shop") -> tuple[str, bytes]:
     token = d.idp.token("op-1", Role.OPERATOR, d.now, ttl=timedelta(days=1))
     ops = {"Authorization": f"Bearer {token}"}
-    body = {"id": "shop", "name": "Shop", "category": "retail"}
+    body = {"id": merchant_id, "name": "Shop", "category": "retail"}
     made = httpx.post(
-        f"{d.base_url}/v1/ops/merchants", json=body, headers={**ops, "Idempotency-Key": "e"}
+        f"{d.base_url}/v1/ops/merchants",
+        json=body,
+        headers={**ops, "Idempotency-Key": f"e-{merchant_id}"},
     )
     assert made.status_code == 201, made.text
     approved = httpx.post(
-        f"{d.base_url}/v1/ops/merchants/shop/approve", headers={**ops, "Idempotency-Key": "a"}
+        f"{d.base_url}/v1/ops/merchants/{merchant_id}/approve",
+        headers={**ops, "Idempotency-Key": f"a-{merchant_id}"},
     )
     assert approved.status_code == 200, approved.text
     return approved.json()["key_id"], approved.json()["secret"].encode()
+
+
+def _signed_at_every_worker(d: Deployment, key_id: str, secret: bytes) -> Counter[int]:
+    """Statuses of signed reads sent on new connections, so that both workers answer some."""
+    path = "/v1/merchant/redemptions/no-such-redemption"
+    statuses: Counter[int] = Counter()
+    for _ in range(16):
+        headers = signed_headers(key_id, secret, "GET", path, b"", d.now)
+        statuses[httpx.get(f"{d.base_url}{path}", headers=headers).status_code] += 1
+    return statuses
 
 
 def test_a_merchant_approved_through_one_worker_signs_at_every_worker(
     deployment: Deployment,
 ) -> None:
     key_id, secret = _approve(deployment)
-    path = "/v1/merchant/redemptions/no-such-redemption"
-    statuses: Counter[int] = Counter()
-    for _ in range(16):  # a new connection each time: both workers answer some
-        headers = signed_headers(key_id, secret, "GET", path, b"", deployment.now)
-        statuses[httpx.get(f"{deployment.base_url}{path}", headers=headers).status_code] += 1
+    statuses = _signed_at_every_worker(deployment, key_id, secret)
     assert statuses == {404: 16}  # signature accepted, no such redemption
 
 
@@ -94,3 +112,83 @@ def test_a_claim_while_the_redis_link_is_cut_gets_a_503_not_a_hang(
     assert cut.headers["Retry-After"] == "1"
     again = httpx.post(url, json=body, headers=headers, timeout=30)  # the same key, healed
     assert again.status_code == 201, again.text
+
+
+def _claim(d: Deployment, person: str, key: str) -> httpx.Response:
+    token = d.idp.token(person, Role.CITIZEN, d.now, ttl=timedelta(days=1))
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
+    body = {"type_id": "r1-retail-100-20"}
+    return httpx.post(f"{d.base_url}/v1/claims", json=body, headers=headers, timeout=30)
+
+
+def _till_code(d: Deployment, person: str, voucher_id: str) -> str:
+    """The holder's code for the till, once the persister has moved the voucher."""
+    token = d.idp.token(person, Role.CITIZEN, d.now, ttl=timedelta(days=1))
+    path = f"{d.base_url}/v1/vouchers/{voucher_id}/till-code?qr=false"
+    deadline = time.monotonic() + PERSISTED_TIMEOUT_S
+    while (
+        got := httpx.post(path, headers={"Authorization": f"Bearer {token}"})
+    ).status_code != 200:
+        assert time.monotonic() < deadline, got.text
+        time.sleep(0.1)
+    return str(got.json()["code"])
+
+
+def _persisted(d: Deployment, voucher_id: str) -> bool:
+    with psycopg.connect(d.postgres_url, connect_timeout=5) as connection:
+        found = connection.execute("SELECT 1 FROM vouchers WHERE id = %s", (voucher_id,))
+        return found.fetchone() is not None
+
+
+def test_a_redemption_while_the_postgresql_link_is_cut_gets_a_503_not_a_hang(
+    deployment: Deployment,
+) -> None:
+    assert deployment.postgres_proxy is not None
+    key_id, secret = _approve(deployment, "till")
+    assert _signed_at_every_worker(deployment, key_id, secret) == {404: 16}  # key known to both
+    claimed = _claim(deployment, "p-pg-cut", "pg-cut-claim")
+    assert claimed.status_code == 201, claimed.text
+    code = _till_code(deployment, "p-pg-cut", claimed.json()["voucher"]["id"])
+    raw = json.dumps({"code": code, "order_ref": "o-cut", "order": {"list_price_fen": 12000}})
+
+    def redeem() -> httpx.Response:
+        signed = signed_headers(key_id, secret, "POST", REDEEM_PATH, raw.encode(), deployment.now)
+        headers = {**signed, "Idempotency-Key": "pg-cut", "Content-Type": "application/json"}
+        return httpx.post(f"{deployment.base_url}{REDEEM_PATH}", content=raw, headers=headers,
+                          timeout=120)  # fmt: skip
+
+    deployment.postgres_proxy.set("blackhole")  # until the answer comes, however long
+    started = time.monotonic()
+    try:
+        cut = redeem()
+        waited_s = time.monotonic() - started
+    finally:
+        deployment.postgres_proxy.set("pass")
+    assert cut.status_code == 503, cut.text
+    assert cut.json()["code"] == "storage_unavailable"
+    assert cut.headers["Retry-After"] == "1"
+    assert waited_s < CUT_BOUND_S
+    again = redeem()  # the same key, healed
+    assert again.status_code == 201, again.text
+    assert again.json()["code"] == "ok"
+
+
+def test_the_persister_moves_claims_again_after_the_postgresql_link_was_cut(
+    deployment: Deployment,
+) -> None:
+    assert deployment.postgres_proxy is not None and deployment.persister is not None
+    persister_pid = deployment.persister.pid
+    deployment.postgres_proxy.set("blackhole")
+    try:
+        claimed = _claim(deployment, "p-pg-persist", "pg-persist")  # decided in Redis
+        assert claimed.status_code == 201, claimed.text
+        time.sleep(CUT_HELD_S)
+    finally:
+        deployment.postgres_proxy.set("pass")
+    voucher_id = claimed.json()["voucher"]["id"]
+    deadline = time.monotonic() + PERSISTED_TIMEOUT_S
+    while not _persisted(deployment, voucher_id):
+        assert time.monotonic() < deadline, "the persister did not move the claim"
+        time.sleep(0.1)
+    assert deployment.persister.pid == persister_pid  # the same process, not restarted
+    assert deployment.persister.poll() is None

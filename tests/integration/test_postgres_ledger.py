@@ -1,12 +1,14 @@
 """What only a PostgreSQL ledger can go through: its server restarting or crashing under a running
-engine, other processes writing the same keys, serialization failures.
+engine, its link cut off, other processes writing the same keys, serialization failures.
 
 The restart tests run their own cluster, so stopping it disturbs no other test.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from datetime import timedelta
@@ -15,6 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from faults.proxy import FaultProxy
 from servers.postgres_fixtures import LedgerDb, fresh_postgres_url
 from servers.postgres_server import PostgresServer
 from xfq.adapters.clock import SimulatedClock
@@ -22,6 +25,7 @@ from xfq.adapters.embedded.engine import EmbeddedClaimEngine
 from xfq.adapters.ids import RandomIds
 from xfq.adapters.sql.errors import StorageConflict, translate
 from xfq.adapters.sql.ledger import SqlLedger
+from xfq.adapters.sql.link import LinkBounds
 from xfq.adapters.sql.schema import create_engine, migrate
 from xfq.bootstrap import build
 from xfq.config import Settings
@@ -39,6 +43,10 @@ R6 = CAMPAIGN.round("r6")
 DURING = R6.opens_at + timedelta(seconds=1)
 TYPE = "r6-home-2000-300"  # 1,980 of them
 ANSWER_TIMEOUT_S = 30.0
+SERVING = LinkBounds(answer_timeout_s=5.0)  # the serving processes' defaults (config.py)
+# Far below the minutes a cut-off link used to hold a caller (TCP's retransmissions), far above
+# the bounds: a loaded machine must not make the test fail.
+CUT_BOUND_S = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +73,8 @@ def claim(engine: EmbeddedClaimEngine, person: str, key: str | None = None) -> F
     return submit_claim(engine, SimulatedClock(DURING), request)
 
 
-def open_city(url: str) -> tuple[SqlLedger, EmbeddedClaimEngine]:
-    ledger = SqlLedger(url)
+def open_city(url: str, bounds: LinkBounds | None = None) -> tuple[SqlLedger, EmbeddedClaimEngine]:
+    ledger = SqlLedger(url, bounds=bounds)
     ledger.install_campaign(CAMPAIGN, EXAMPLE.read_text(), R6.opens_at)
     return ledger, EmbeddedClaimEngine(CAMPAIGN, ledger, RandomIds(), None)
 
@@ -157,6 +165,71 @@ def test_after_postgresql_is_killed_mid_grab_every_issued_answer_is_in_the_ledge
         assert engine.remaining(TYPE) == 1_980 - len(issued_ids(own_url))
     finally:
         engine.close()
+        ledger.close()
+
+
+@pytest.fixture
+def proxy(own_server: PostgresServer) -> Iterator[FaultProxy]:
+    made = FaultProxy(own_server.port)
+    made.start()
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def through(proxy: FaultProxy, url: str) -> str:
+    return url.replace(f":{proxy.target_port}/", f":{proxy.port}/")
+
+
+def test_while_the_link_is_cut_claims_and_reads_fail_within_the_bound_then_succeed(
+    own_url: str, proxy: FaultProxy
+) -> None:
+    ledger, engine = open_city(through(proxy, own_url), SERVING)
+    try:
+        before = claim(engine, "alice").result(ANSWER_TIMEOUT_S)
+        assert before.voucher is not None
+        ledger.reader().vouchers_of("alice")  # this thread's reading connection is open
+
+        proxy.set("blackhole")  # open connections stall, new ones hang
+        try:
+            for call in (
+                lambda: claim(engine, "bob").result(CUT_BOUND_S),  # a ledger write
+                lambda: ledger.reader().vouchers_of("alice"),  # on its open connection
+                lambda: ledger.reader().vouchers_of("alice"),  # on a new one
+            ):
+                started = time.monotonic()
+                with pytest.raises(StorageUnavailable):
+                    call()
+                assert time.monotonic() - started < CUT_BOUND_S
+            assert engine.remaining(TYPE) == 1_979  # bob's refused claim took nothing
+        finally:
+            proxy.set("pass")
+
+        after = claim(engine, "bob").result(ANSWER_TIMEOUT_S)  # the same key, healed
+        assert after.code is ClaimCode.ISSUED and after.voucher is not None
+        assert [v.id for v in ledger.reader().vouchers_of("alice")] == [before.voucher.id]
+        assert issued_ids(own_url) == {before.voucher.id, after.voucher.id}
+    finally:
+        engine.close()
+        ledger.close()
+
+
+def test_the_ledger_connections_carry_the_kernel_bounds_for_a_real_partition(
+    postgres_url: str,
+) -> None:
+    # A real partition leaves sent data and keepalive probes unacknowledged, which the kernel
+    # bounds (the proxy above cannot show it: its own kernel acknowledges everything).
+    ledger = SqlLedger(postgres_url, bounds=SERVING)
+    try:
+        connection = ledger.engine.raw_connection()
+        fd = connection.driver_connection.pgconn.socket  # type: ignore[union-attr]
+        with socket.socket(fileno=socket.dup(fd)) as sock:
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 5000
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 5
+        connection.close()
+    finally:
         ledger.close()
 
 

@@ -20,7 +20,10 @@ import pytest
 from typer.testing import CliRunner
 
 import spec_text
+from faults.proxy import FaultProxy
 from redis_rig import RedisRig
+from servers.postgres_fixtures import fresh_postgres_url
+from servers.postgres_server import PostgresServer
 from servers.redis_fixtures import (  # noqa: F401  # noqa: F401
     own_redis_server,
     redis_cluster,
@@ -35,16 +38,18 @@ from xfq.adapters.redis.engine import SCRIPT_CODES
 from xfq.adapters.redis.persister import Persister
 from xfq.adapters.redis.reconcile import check_redis, repair_gaps
 from xfq.adapters.redis.scripts import CLAIM_SCRIPT
+from xfq.adapters.sql.link import LinkBounds
 from xfq.adapters.sql.times import to_us
 from xfq.cli import app
 from xfq.domain.campaign import PersonLimits
 from xfq.domain.claim import ClaimCode, PersonCounts, decide_claim
 from xfq.domain.eligibility import Citizen, Residency
-from xfq.domain.errors import XfqError
+from xfq.domain.errors import StorageUnavailable, XfqError
 from xfq.ports import ClaimAnswer, ClaimRequest
 from xfq.spec import parse_campaign
 
 ANSWER_TIMEOUT_S = 30.0
+CUT_BOUND_S = 30.0  # far below the minutes TCP would hold a write on a cut link
 SPEC_TEXT = (
     spec_text.campaign("redis-grab", "Grab on Redis")
     + spec_text.round_(residencies=("permanent", "work"))
@@ -295,6 +300,39 @@ def test_a_running_persister_rides_out_a_redis_restart(
         stop.set()
         running.join(ANSWER_TIMEOUT_S)
         rig.stop()
+
+
+def test_a_persister_cut_off_from_its_ledger_gives_up_in_time_and_moves_everything_after(
+    tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811
+    postgres_server: PostgresServer,
+) -> None:
+    proxy = FaultProxy(postgres_server.port)
+    proxy.start()
+    url = fresh_postgres_url(postgres_server).replace(
+        f":{postgres_server.port}/", f":{proxy.port}/"
+    )
+    rig = RedisRig(
+        tmp_path, CAMPAIGN, SPEC_TEXT, redis_server, 1, url, LinkBounds(answer_timeout_s=5)
+    )
+    rig.start()
+    assert rig.ledger is not None and rig.persister is not None
+    try:
+        answers = asyncio.run(grab(rig, [claim_of(n, HOME) for n in range(20)]))
+        issued = {a.voucher.id for a in answers if a.voucher is not None}
+        proxy.set("blackhole")  # the ledger's connections stall, new ones hang
+        try:
+            started = time.monotonic()
+            with pytest.raises(StorageUnavailable):
+                rig.persister.step()
+            assert time.monotonic() - started < CUT_BOUND_S
+        finally:
+            proxy.set("pass")
+        rig.persister.drain()  # the same persister, healed
+        assert {r[0] for r in rig.ledger.issued_claims()} == issued
+    finally:
+        rig.stop()
+        proxy.close()
 
 
 def test_a_sold_out_type_is_answered_without_redis(

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import duckdb
 
+from xfq.adapters.sql.link import LinkBounds
 from xfq.domain.errors import ReportInputError
 
 _OFFLINE = {
@@ -61,7 +62,9 @@ def _attach(db: duckdb.DuckDBPyConnection, ledger: str) -> None:
     scheme = urlsplit(ledger).scheme if "://" in ledger else ""
     if scheme.startswith("postgres"):
         db.execute(f"LOAD {_literal(str(extension_file('postgres_scanner')))}")
-        dsn = "postgresql://" + ledger.split("://", 1)[1]  # drop a SQLAlchemy "+driver"
+        # A SQLAlchemy "+driver" dropped; libpq's connect and TCP bounds added (no answer bound:
+        # a report reads whole tables).
+        dsn = LinkBounds().dsn("postgresql://" + ledger.split("://", 1)[1])
         db.execute(f"ATTACH {_literal(dsn)} AS ledger (TYPE postgres, READ_ONLY)")
         return
     if scheme and not scheme.startswith("sqlite"):

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from xfq.adapters.sql import tables
 from xfq.adapters.sql.errors import storage_errors
 from xfq.adapters.sql.group_commit import Done, GroupCommitWriter, Rows, TxControl
+from xfq.adapters.sql.link import LinkBounds
 from xfq.adapters.sql.schema import create_engine, migrate
 from xfq.adapters.sql.statements import bulk_insert, compile_statements
 from xfq.adapters.sql.times import from_us, to_us
@@ -37,13 +38,13 @@ class MerchantRow:
 
 
 class SqlLedger:
-    """Implements `xfq.ports.Ledger` on SQLite or PostgreSQL."""
+    """Implements `xfq.ports.Ledger` on SQLite or PostgreSQL (`bounds`: on its link)."""
 
-    def __init__(self, url: str, max_batch: int = 4096) -> None:
+    def __init__(self, url: str, max_batch: int = 4096, bounds: LinkBounds | None = None) -> None:
         self.url = url
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(url)
+        self.engine = create_engine(url, bounds)
         migrate(self.engine)
         self._statements = compile_statements(self.engine.dialect)
         self._writer = GroupCommitWriter(
@@ -102,6 +103,7 @@ class SqlLedger:
         if tx is None or _broken(self._local.connection):
             if tx is not None:  # the server went away under it: a new connection
                 self._drop_reader(self._local.connection)
+                self._local.tx = None  # not reused closed if the new connection fails
             with storage_errors():
                 connection = self.engine.raw_connection()
             with self._readers_lock:
@@ -293,11 +295,12 @@ class SqlLedger:
             return {row[0]: row[1] for row in c.execute(sa.select(h.c.person_id, h.c.head_id))}
 
     def issued_claims(self) -> Iterator[tuple[str, str, str, str, str]]:
-        """(voucher id, type id, person id, claim key, state) of every voucher, for a restart."""
+        """(voucher id, type id, person id, claim key, state) of every voucher, for a restart;
+        in chunks, each an answer of its own (a whole city's in one would pass the answer bound)."""
         v = tables.vouchers
         query = sa.select(v.c.id, v.c.type_id, v.c.person_id, v.c.claim_key, v.c.state)
         with self._connect() as c:
-            for row in c.execute(query):
+            for row in c.execution_options(yield_per=10_000).execute(query):
                 yield row[0], row[1], row[2], row[3], row[4]
 
 

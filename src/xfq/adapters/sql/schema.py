@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from xfq.adapters.sql.link import LinkBounds, connect_bounded, unbounded_answers
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 0x7866_7101  # PostgreSQL advisory lock key held while migrating
 
@@ -32,8 +34,9 @@ def is_postgres(url: str) -> bool:
     return url.startswith(("postgresql", "postgres:"))
 
 
-def create_engine(url: str) -> sa.Engine:
-    """An engine whose connections are set for a durable ledger."""
+def create_engine(url: str, bounds: LinkBounds | None = None) -> sa.Engine:
+    """An engine whose connections are set for a durable ledger; on PostgreSQL, with `bounds`
+    on the link (default: connect and TCP bounds, no bound on a query's answer)."""
     if url.startswith("sqlite"):
         # Pooled: a new SQLite connection costs its PRAGMAs (~0.3 ms); connections are handed
         # between threads one at a time, never shared at once, so the thread check can go.
@@ -47,10 +50,10 @@ def create_engine(url: str) -> sa.Engine:
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         sa.event.listen(engine, "begin", _explicit_begin)
         return engine
-    return _postgres_engine(database_url(url))
+    return _postgres_engine(database_url(url), bounds or LinkBounds())
 
 
-def _postgres_engine(url: str) -> sa.Engine:
+def _postgres_engine(url: str, bounds: LinkBounds) -> sa.Engine:
     # As on SQLite: autocommit at the driver level and transactions begun explicitly, so that a
     # reader's connection never sits idle inside a transaction between two requests.
     engine = sa.create_engine(
@@ -58,8 +61,13 @@ def _postgres_engine(url: str) -> sa.Engine:
         pool_size=16,
         max_overflow=16,
         pool_pre_ping=True,  # a connection from before a server restart is replaced, not used
-        connect_args={"autocommit": True, "options": "-c synchronous_commit=on"},
+        connect_args={
+            "autocommit": True,
+            "options": "-c synchronous_commit=on",
+            **bounds.libpq_params(),
+        },
     )
+    sa.event.listen(engine, "do_connect", connect_bounded(bounds))
     sa.event.listen(engine, "begin", _explicit_begin)
     return engine
 
@@ -99,7 +107,7 @@ def alembic_config(connection: sa.Connection) -> Config:
 
 def migrate(engine: sa.Engine) -> None:
     """Bring the ledger's schema to the latest revision (idempotent)."""
-    with engine.begin() as connection:
+    with engine.begin() as connection, unbounded_answers(connection):
         if connection.dialect.name == "postgresql":  # processes starting together migrate once
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         command.upgrade(alembic_config(connection), "head")
