@@ -72,9 +72,9 @@ async def post_claim(
     the opening second. A refused pass is a 401 with a `pass_*` code."""
     stats, headers = request.app.state.claim_stats, request.headers
     now = container.clock.now()
-    identity, pass_round = claimant(container, claim_pass, headers.get("authorization"), now)
+    citizen, pass_round = claimant(container, claim_pass, headers.get("authorization"), now)
     status, out = await claim(
-        container, identity, body.type_id, key, stats, headers.get("admission"), pass_round
+        container, citizen, body.type_id, key, stats, headers.get("admission"), pass_round
     )
     return JSONResponse(out, status_code=status)
 

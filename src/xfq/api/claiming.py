@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from xfq.api.admission import Admission, Shed, Ticket
-from xfq.api.auth.claim_pass import check_pass_round, pass_identity
+from xfq.api.auth.claim_pass import check_pass_round, pass_citizen
 from xfq.api.auth.tokens import AuthError, Identity, Role, require_role
 from xfq.api.deps import KEY_PATTERN
 from xfq.api.observability import Metrics
@@ -59,7 +59,7 @@ def citizen_of(identity: Identity) -> Citizen:
 
 async def claim(
     container: Container,
-    identity: Identity,
+    citizen: Citizen,
     type_id: str,
     key: str,
     stats: ClaimStats,
@@ -75,7 +75,7 @@ async def claim(
     if pass_round is not None:
         check_pass_round(campaign, type_id, pass_round)
     if container.waiting is not None:  # only campaigns with a waiting room pay for it
-        container.waiting.admit(type_id, identity.subject, admission, container.clock.now())
+        container.waiting.admit(type_id, citizen.person_id, admission, container.clock.now())
     loop = asyncio.get_running_loop()
     answered: asyncio.Future[ClaimAnswer | BaseException] = loop.create_future()
     loop_thread = threading.get_ident()
@@ -87,7 +87,7 @@ async def claim(
             loop.call_soon_threadsafe(answered.set_result, answer)
 
     now = container.clock.now()
-    engine.submit(ClaimRequest(citizen_of(identity), type_id, key), now, reply)
+    engine.submit(ClaimRequest(citizen, type_id, key), now, reply)
     answer = await answered
     if isinstance(answer, BaseException):
         raise answer
@@ -106,15 +106,15 @@ async def claim(
 
 def claimant(
     container: Container, claim_pass: str | None, authorization: str | None, now: datetime
-) -> tuple[Identity, str | None]:
+) -> tuple[Citizen, str | None]:
     """Who claims, and the round their claim pass binds them to (None: a bearer token).
 
     A claim pass, when sent, is the identity (an HMAC check); otherwise the bearer token is
     verified (an Ed25519 check the first time a token is seen)."""
     if claim_pass is not None:
-        return pass_identity(container.passes, claim_pass, now)
+        return pass_citizen(container.passes, claim_pass, now)
     identity = container.tokens.verify(authorization, now)
-    return require_role(identity, Role.CITIZEN), None
+    return citizen_of(require_role(identity, Role.CITIZEN)), None
 
 
 class ClaimFront:
@@ -180,7 +180,7 @@ class ClaimFront:
         address = (scope.get("client") or ("unknown", 0))[0]
         try:
             credentials = _header(headers, b"claim-pass"), _header(headers, b"authorization")
-            identity, pass_round = claimant(self.container, *credentials, now)
+            citizen, pass_round = claimant(self.container, *credentials, now)
         except AuthError as error:
             return _problem(error.status, error.code, error.detail)
         key = _header(headers, b"idempotency-key") or ""
@@ -201,7 +201,7 @@ class ClaimFront:
         # answers sold out from memory needs neither, and its answer costs less than a 429.
         engine = self.container.engine
         if engine is None or not engine.sold_out(type_id):
-            wait_s = self.limiter.check(identity.subject, address, now)
+            wait_s = self.limiter.check(citizen.person_id, address, now)
             if wait_s is not None:
                 return _problem(
                     429, "rate_limited", "too many claims; try again shortly", retry_after=wait_s
@@ -209,7 +209,7 @@ class ClaimFront:
         try:
             admission = _header(headers, b"admission")
             status, out = await claim(
-                self.container, identity, type_id, key, self.stats, admission, pass_round
+                self.container, citizen, type_id, key, self.stats, admission, pass_round
             )
         except AuthError as error:  # a pass for another round
             return _problem(error.status, error.code, error.detail)

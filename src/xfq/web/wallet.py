@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
 from xfq.api.auth.tokens import Role
-from xfq.api.claiming import ClaimStats, claim
+from xfq.api.claiming import ClaimStats, citizen_of, claim
 from xfq.api.ratelimit import RateLimiter
 from xfq.bootstrap import Container
 from xfq.domain.campaign import Campaign, Round, VoucherType
@@ -236,7 +236,7 @@ async def grab(request: Request, _: SameOrigin) -> Response:
         context: dict[str, Any] = {"message": "rate_limited", "values": {"seconds": seconds}}
         return render(request, "_message.html", context, headers={"Retry-After": str(seconds)})
     stats: ClaimStats = request.app.state.claim_stats
-    code = (await claim(container, identity, type_id, key, stats))[1]["code"]
+    code = (await claim(container, citizen_of(identity), type_id, key, stats))[1]["code"]
     context = {"message": known(f"claim_{code}", "claim_failed"), "good": code == "issued"}
     return render(request, "_message.html", context, headers={"HX-Trigger": "wallet-changed"})
 

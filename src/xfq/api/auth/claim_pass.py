@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from xfq.api.auth.tokens import AuthError, Identity, Role
+from xfq.api.auth.tokens import AuthError
 from xfq.domain.campaign import Campaign
 from xfq.domain.claim_pass import PassKeys, PassProblem, read_pass
+from xfq.domain.eligibility import Citizen
 from xfq.domain.errors import UnknownObject
 
 _DETAILS = {
@@ -29,15 +30,12 @@ class PassRefused(AuthError):
         super().__init__(str(problem), _DETAILS[problem], status=401)
 
 
-def pass_identity(keys: PassKeys, token: str, now: datetime) -> tuple[Identity, str]:
+def pass_citizen(keys: PassKeys, token: str, now: datetime) -> tuple[Citizen, str]:
     """The citizen a pass names, and its round; `PassRefused` when it is not good now."""
     read = read_pass(keys, token.strip(), now)
     if isinstance(read, PassProblem):
         raise PassRefused(read)
-    c = read.citizen
-    return Identity(c.person_id, Role.CITIZEN, c.residency, c.in_city, None, c.district), (
-        read.round_id
-    )
+    return read.citizen, read.round_id
 
 
 def check_pass_round(campaign: Campaign, type_id: str, pass_round: str) -> None:
