@@ -139,11 +139,14 @@ def _checked(load: Load, ledger: Path | str, *extra: str) -> Load:
 
 
 def hello_command(server_name: str, workers: int, port: int) -> list[str]:
-    """The raw ASGI hello-world under uvicorn (uvloop, httptools) or granian."""
-    if server_name == "granian":
-        return [python(), "-m", "granian", "--interface", "asgi", "--workers", str(workers),
-                "--host", "127.0.0.1", "--port", str(port), "--no-ws", "--log-level", "warning",
-                "hello_asgi:app"]  # fmt: skip
+    """The raw ASGI hello-world under uvicorn (uvloop, httptools) or granian; or the same
+    answer under granian's RSGI interface (`granian-rsgi`)."""
+    if server_name.startswith("granian"):
+        rsgi = server_name == "granian-rsgi"
+        return [python(), "-m", "granian", "--interface", "rsgi" if rsgi else "asgi",
+                "--workers", str(workers), "--host", "127.0.0.1", "--port", str(port),
+                "--no-ws", "--log-level", "warning",
+                "hello_rsgi:app" if rsgi else "hello_asgi:app"]  # fmt: skip
     return [python(), "-m", "uvicorn", "hello_asgi:app", "--workers", str(workers),
             "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
 
@@ -298,6 +301,16 @@ BENCHES = [
     Bench("granian-1w", "raw ASGI hello-world, granian, 1 worker", ceiling("granian", 1)),
     Bench("granian-2w", "raw ASGI hello-world, granian, 2 workers", ceiling("granian", 2)),
     Bench(
+        "granian-rsgi-1w",
+        "the same answer under granian's RSGI interface, 1 worker",
+        ceiling("granian-rsgi", 1),
+    ),
+    Bench(
+        "granian-rsgi-2w",
+        "the same answer under granian's RSGI interface, 2 workers",
+        ceiling("granian-rsgi", 2),
+    ),
+    Bench(
         "embedded",
         "embedded engine, 1 process, SQLite group commit: issued path (a new person each)",
         embedded("plenty", "spread"),
@@ -346,6 +359,11 @@ BENCHES = [
         "redis-pg-pass",
         "as `redis-pg`, with claim passes",
         on_redis_postgres("pass"),
+    ),
+    Bench(
+        "redis-pg-pass-asgi",
+        "as `redis-pg-pass`, granian's ASGI interface (the claim through ASGI's messages)",
+        on_redis_postgres("pass", "granian-asgi"),
     ),
     Bench(
         "redis-pg-pass-uvicorn",
@@ -400,9 +418,12 @@ TARGETS = (
     ("Redis issued ≥ 0.6 × 2-worker ceiling", "redis", "granian-2w", 0.6),
     ("  the same with claim passes", "redis-pass", "granian-2w", 0.6),
     ("  on PostgreSQL, persister apart, passes", "redis-pg-pass", "granian-2w", 0.6),
+    ("  the same, against the RSGI hello-world", "redis-pg-pass", "granian-rsgi-2w", 0.6),
+    ("  the same, granian's ASGI interface", "redis-pg-pass-asgi", "granian-2w", 0.6),
     ("  the same, uvicorn workers", "redis-pg-pass-uvicorn", "ceiling-2w", 0.6),
     ("Redis sold_out ≥ 1.0 × 2-worker ceiling", "redis-sold-out", "granian-2w", 1.0),
     ("  the same with claim passes", "redis-sold-out-pass", "granian-2w", 1.0),
+    ("  the same, against the RSGI hello-world", "redis-sold-out-pass", "granian-rsgi-2w", 1.0),
     ("Redis limit_reached ≥ 1.0 × 2-worker ceiling", "redis-limit", "granian-2w", 1.0),
     ("Redis issued ≥ 10 × the conventional design", "redis", "conventional", 10.0),
     ("  the same with claim passes", "redis-pass", "conventional", 10.0),
@@ -410,6 +431,7 @@ TARGETS = (
     ("  the same, uvicorn workers", "redis-pg-pass-uvicorn", "conventional", 10.0),
     ("embedded (granian) issued ≥ 0.5 × its ceiling", "embedded-granian", "granian-1w", 0.5),
     ("  the same with claim passes", "embedded-granian-pass", "granian-1w", 0.5),
+    ("  the same, against the RSGI hello-world", "embedded-granian-pass", "granian-rsgi-1w", 0.5),
     ("embedded issued ≥ 0.5 × 1-worker ceiling", "embedded", "ceiling-1w", 0.5),
     ("  the same with claim passes", "embedded-pass", "ceiling-1w", 0.5),
     ("sold_out ≥ 1.0 × 1-worker ceiling (embedded)", "embedded-sold-out", "ceiling-1w", 1.0),

@@ -229,8 +229,8 @@ def serve(
     server: Annotated[
         str | None,
         typer.Option(
-            help="uvicorn or granian; default: uvicorn in this process for one worker, granian "
-            "worker processes for more."
+            help="uvicorn, granian (its RSGI interface) or granian-asgi; default: uvicorn in "
+            "this process for one worker, granian worker processes for more."
         ),
     ] = None,
 ) -> None:
@@ -242,10 +242,10 @@ def serve(
         settings = Settings(spec_path=spec, database_url=chosen)
     if redis_url is not None:
         settings = settings.model_copy(update={"redis_url": redis_url})
-    if server not in (None, "uvicorn", "granian"):
-        errors.print(f"xfq serve: --server is uvicorn or granian, not {server!r}")
+    if server not in (None, "uvicorn", "granian", "granian-asgi"):
+        errors.print(f"xfq serve: --server is uvicorn, granian or granian-asgi, not {server!r}")
         raise typer.Exit(2)
-    if workers > 1 or server == "granian":
+    if workers > 1 or (server or "").startswith("granian"):
         _serve_in_workers(settings, host, port, workers, server or "granian")
         return
     import uvicorn
@@ -324,10 +324,11 @@ def _serve_in_workers(settings: Settings, host: str, port: int, workers: int, se
                 access_log=False,
             )
             return
+        rsgi = server == "granian"  # the claim without ASGI's messages (xfq.api.rsgi)
         Granian(
-            "xfq.api.asgi:create",
+            "xfq.api.asgi:create_rsgi" if rsgi else "xfq.api.asgi:create",
             factory=True,
-            interface=Interfaces.ASGI,
+            interface=Interfaces.RSGI if rsgi else Interfaces.ASGI,
             address=host,
             port=port,
             workers=workers,

@@ -1,4 +1,5 @@
-"""`xfq serve` in granian worker processes: one embedded worker, or several on Redis."""
+"""`xfq serve` in worker processes: one embedded worker, or several on Redis; granian's RSGI
+interface (the default) answers every request as its ASGI interface does."""
 
 from __future__ import annotations
 
@@ -118,7 +119,7 @@ def test_several_workers_without_redis_are_refused_with_a_reason(tmp_path: Path)
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+@pytest.mark.parametrize("server", ["granian", "granian-asgi", "uvicorn"])
 def test_two_workers_on_redis_issue_and_count_every_claim_once(
     tmp_path: Path,
     redis_server: RedisServer,  # noqa: F811
@@ -150,3 +151,65 @@ def test_every_worker_answers_on_new_connections(
             with httpx.Client(base_url=base, timeout=5) as fresh:  # a new connection each time
                 seen.add(fresh.get("/health").json()["process"])
         assert len(seen) == 2
+
+
+STATIC = Path(__file__).parents[2] / "src" / "xfq" / "web" / "static" / "xfq.css"
+
+
+def _exchanges(base: str, idp: DemoIdentityProvider) -> list[tuple[str, int, str, object, object]]:
+    """Requests of every kind the app serves: each answer's status, the headers a client
+    acts on, and its body (fields that differ from run to run left out)."""
+    citizen = idp.token("rsgi-1", Role.CITIZEN, OPENS_AT, ttl=timedelta(days=30))
+    operator = idp.token("op", Role.OPERATOR, OPENS_AT, ttl=timedelta(days=30))
+    bearer = {"Authorization": f"Bearer {citizen}"}
+    claim = {**bearer, "Idempotency-Key": "k-1"}
+    merchant = {"id": "m1", "name": "一家店", "category": "retail"}
+    requests: list[tuple[str, str, dict[str, str], bytes | None]] = [
+        ("GET", "/v1/campaign?lang=en&x=%20y", {}, None),
+        ("GET", "/static/xfq.css", {}, None),
+        ("GET", "/no/such/page", {}, None),
+        ("POST", "/v1/claims", claim, b'{"type_id": "%s"}' % RETAIL.encode()),
+        ("POST", "/v1/claims", claim, b'{"type_id": "%s"}' % RETAIL.encode()),  # a repeat
+        ("POST", "/v1/claims", {**bearer, "Idempotency-Key": "k-2"}, b"x" * 5000),
+        ("POST", "/v1/claims", {**bearer, "Idempotency-Key": "k-3"}, b"{not json"),
+        ("POST", "/v1/claims", {"Idempotency-Key": "k-4"}, b'{"type_id": "a"}'),
+        ("POST", "/v1/rounds/r%36/pass", bearer, None),  # r6, percent-encoded
+        ("POST", "/v1/ops/merchants", {"Authorization": f"Bearer {operator}",
+         "Idempotency-Key": "m-1", "Content-Type": "application/json"},
+         json.dumps(merchant).encode()),
+    ]  # fmt: skip
+    seen: list[tuple[str, int, str, object, object]] = []
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for method, path, headers, body in requests:
+            answer = client.request(method, path, headers=headers, content=body)
+            kind = answer.headers.get("content-type", "")
+            told = [answer.headers.get(name) for name in ("retry-after", "www-authenticate")]
+            seen.append((path, answer.status_code, kind, told, _stable(answer)))
+    return seen
+
+
+def _stable(answer: httpx.Response) -> object:
+    if not answer.headers.get("content-type", "").endswith("json"):
+        return answer.content
+    body = answer.json()
+    voucher = body.get("voucher") if isinstance(body, dict) else None
+    for varying in (body, voucher):
+        if isinstance(varying, dict):
+            for name in ("id", "issued_at", "valid_from", "token", "expires_at"):
+                varying.pop(name, None)
+    return body
+
+
+def test_granians_rsgi_interface_answers_as_its_asgi_interface(tmp_path: Path) -> None:
+    idp = DemoIdentityProvider(environment="development")
+    answers = {}
+    for server in ("granian", "granian-asgi"):
+        (tmp_path / server).mkdir()
+        with serving(tmp_path / server, idp, "--server", server) as base:
+            answers[server] = _exchanges(base, idp)
+    assert answers["granian"] == answers["granian-asgi"]
+    by_path = {path: (status, kind) for path, status, kind, _, _ in answers["granian"]}
+    assert by_path["/static/xfq.css"][0] == 200  # a file, streamed in chunks
+    assert answers["granian"][1][4] == STATIC.read_bytes()
+    statuses = [status for _, status, _, _, _ in answers["granian"]]
+    assert statuses == [200, 200, 404, 201, 201, 413, 422, 401, 200, 201]

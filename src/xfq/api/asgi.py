@@ -1,4 +1,5 @@
-"""The app as worker processes build it: `xfq serve --server granian` imports `create`.
+"""The app as worker processes build it: `xfq serve --workers N` imports `create` (ASGI) or
+`create_rsgi` (granian's RSGI).
 
 Each worker builds its own container from the environment (XFQ_*, filled by `xfq serve`
 before the workers start). Several workers need the Redis engine: an embedded engine decides
@@ -14,7 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from xfq.api.app import create_app
+from xfq.api.claiming import ClaimFront
 from xfq.api.observability import log_config
+from xfq.api.rsgi import RsgiApp
 from xfq.bootstrap import build
 from xfq.config import Settings
 from xfq.gc_policy import tune_for_serving
@@ -24,6 +27,19 @@ _PR_SET_PDEATHSIG = 1
 
 
 def create() -> Any:
+    """The ASGI app of one worker (`--server granian-asgi`, `--server uvicorn`)."""
+    app, shutdown = _worker()
+    return _closing_on_shutdown(app, shutdown)
+
+
+def create_rsgi() -> RsgiApp:
+    """The RSGI app of one granian worker (`--server granian`)."""
+    app, shutdown = _worker()
+    assert isinstance(app, ClaimFront)
+    return RsgiApp(app, shutdown)
+
+
+def _worker() -> tuple[Any, Callable[[], None]]:
     _end_with_parent()
     logging.config.dictConfig(log_config())
     container = build(Settings())
@@ -36,9 +52,9 @@ def create() -> Any:
         jobs.stop()
         container.close()
 
-    app = _closing_on_shutdown(create_app(container), shutdown)
+    app = create_app(container)
     tune_for_serving()
-    return app
+    return app, shutdown
 
 
 def _closing_on_shutdown(app: Any, shutdown: Callable[[], None]) -> Any:

@@ -12,8 +12,10 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -34,7 +36,9 @@ from xfq.services.waiting_room import AdmissionRefused
 
 MAX_BODY_BYTES = 4096
 _KEY = re.compile(KEY_PATTERN)
-_JSON = (b"content-type", b"application/json")
+_JSON = ("content-type", "application/json")
+Header = Callable[[str], str | None]
+Answer = tuple[int, dict[str, Any], list[tuple[str, str]]]  # status, JSON body, headers
 Scope = dict[str, Any]
 
 
@@ -138,19 +142,27 @@ class ClaimFront:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == "/v1/claims" and scope["method"] == "POST":
-            started = time.perf_counter()
-            status, body, headers = await self._claim(scope, receive)
-            self.metrics.claim_answered(
-                body.get("code", str(status)), time.perf_counter() - started
-            )
-            await _respond(send, status, body, headers)
+            body = await _read_body(receive)
+            raw = {name.lower(): value for name, value in scope["headers"]}
+            address = (scope.get("client") or ("unknown", 0))[0]
+            status, payload, headers = await self.answer(partial(_header, raw), address, body)
+            await _respond(send, status, payload, headers)
         else:
             await self.app(scope, receive, send)
 
-    async def _claim(
-        self, scope: Scope, receive: Any
-    ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
-        body = await _read_body(receive)
+    async def answer(
+        self, header: Header, address: str, body: bytes | None
+    ) -> tuple[int, bytes, list[tuple[str, str]]]:
+        """A claim's answer: status, JSON body, headers; whichever interface carried it.
+
+        `header` reads a request header by its lowercase name; `body` is None when it was
+        larger than `MAX_BODY_BYTES`."""
+        started = time.perf_counter()
+        status, out, headers = await self._claim(header, address, body)
+        self.metrics.claim_answered(out.get("code", str(status)), time.perf_counter() - started)
+        return status, orjson.dumps(out), headers or [_JSON]
+
+    async def _claim(self, header: Header, address: str, body: bytes | None) -> Answer:
         ticket = self.admission.enter(time.perf_counter())
         if isinstance(ticket, Shed) and not self._answered_from_memory(body):
             self.metrics.claim_shed(ticket.value)
@@ -161,7 +173,7 @@ class ClaimFront:
                 retry_after=self.admission.retry_after_s(),
             )
         try:
-            return await self._admitted(scope, body)
+            return await self._admitted(header, address, body)
         finally:
             if isinstance(ticket, Ticket):
                 self.admission.leave(ticket)
@@ -172,18 +184,14 @@ class ClaimFront:
         engine = self.container.engine
         return problem is None and engine is not None and engine.sold_out(type_id)
 
-    async def _admitted(
-        self, scope: Scope, body: bytes | None
-    ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
-        headers = {name.lower(): value for name, value in scope["headers"]}
+    async def _admitted(self, header: Header, address: str, body: bytes | None) -> Answer:
         now = self.container.clock.now()
-        address = (scope.get("client") or ("unknown", 0))[0]
         try:
-            credentials = _header(headers, b"claim-pass"), _header(headers, b"authorization")
+            credentials = header("claim-pass"), header("authorization")
             citizen, pass_round = claimant(self.container, *credentials, now)
         except AuthError as error:
             return _problem(error.status, error.code, error.detail)
-        key = _header(headers, b"idempotency-key") or ""
+        key = header("idempotency-key") or ""
         if _KEY.fullmatch(key) is None:
             return _problem(
                 422,
@@ -207,7 +215,7 @@ class ClaimFront:
                     429, "rate_limited", "too many claims; try again shortly", retry_after=wait_s
                 )
         try:
-            admission = _header(headers, b"admission")
+            admission = header("admission")
             status, out = await claim(
                 self.container, citizen, type_id, key, self.stats, admission, pass_round
             )
@@ -218,7 +226,7 @@ class ClaimFront:
         return status, out, []
 
 
-def _refusal(error: XfqError) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
+def _refusal(error: XfqError) -> Answer:
     """A claim the engine or the waiting room refused, as problem+json."""
     if isinstance(error, AdmissionRefused):
         return _problem(403, error.code, str(error))
@@ -231,8 +239,8 @@ def _refusal(error: XfqError) -> tuple[int, dict[str, Any], list[tuple[bytes, by
     return _problem(409, error.code, str(error))  # e.g. no campaign loaded yet
 
 
-def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
-    value = headers.get(name)
+def _header(headers: dict[bytes, bytes], name: str) -> str | None:
+    value = headers.get(name.encode("latin-1"))
     return None if value is None else value.decode("latin-1")
 
 
@@ -269,9 +277,7 @@ def _type_id(body: bytes | None) -> tuple[str, str | None]:
     return type_id, None
 
 
-def _problem(
-    status: int, code: str, detail: str, retry_after: float | None = None
-) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
+def _problem(status: int, code: str, detail: str, retry_after: float | None = None) -> Answer:
     body = {
         "type": f"https://xfq.invalid/problems/{code}",
         "title": code.replace("_", " "),
@@ -279,20 +285,16 @@ def _problem(
         "detail": detail,
         "code": code,
     }
-    headers = [(b"content-type", b"application/problem+json")]
+    headers = [("content-type", "application/problem+json")]
     if retry_after is not None:
-        headers.append((b"retry-after", str(max(1, round(retry_after))).encode()))
+        headers.append(("retry-after", str(max(1, round(retry_after)))))
     if status == 401:
-        headers.append((b"www-authenticate", b"Bearer"))
+        headers.append(("www-authenticate", "Bearer"))
     return status, body, headers
 
 
-async def _respond(
-    send: Any, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]
-) -> None:
-    payload = orjson.dumps(body)
-    if not headers:
-        headers = [_JSON]
-    headers.append((b"content-length", str(len(payload)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+async def _respond(send: Any, status: int, payload: bytes, headers: list[tuple[str, str]]) -> None:
+    raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+    raw.append((b"content-length", str(len(payload)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": payload})
