@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+from datetime import UTC
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -19,17 +20,19 @@ from xfq.api.schemas import (
     CampaignOut,
     MerchantIn,
     MerchantKeyOut,
+    MerchantKeyRevokedOut,
     MerchantOut,
     SpecIn,
     campaign_out,
 )
-from xfq.bootstrap import Container
+from xfq.bootstrap import KEY_REFRESH_S, Container
 from xfq.services import operations
 from xfq.services.audit import record
 from xfq.services.expiry import expire
 
 router = APIRouter(prefix="/v1/ops", tags=["operators"], responses=PROBLEM_RESPONSES)
 MerchantId = Annotated[str, Path(min_length=1, max_length=64)]
+KeyId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 class StatsOut(BaseModel):
@@ -95,7 +98,9 @@ async def approve_merchant(
     container: ContainerDep,
 ) -> Response:
     """Approve a merchant and issue its till's API key (the secret is shown only here; a retry
-    with the same Idempotency-Key shows the same key rather than issuing another)."""
+    with the same Idempotency-Key shows the same key rather than issuing another). Approving an
+    approved merchant again issues it another key, for a second till or to rotate a key; each
+    works until it is revoked."""
 
     async def handle() -> MerchantKeyOut:
         await _set_status(container, who.subject, merchant_id, "enrolled")
@@ -103,6 +108,41 @@ async def approve_merchant(
         container.ledger.add_merchant_key(key_id, merchant_id, secret, container.clock.now())
         container.merchant_keys[key_id] = (secret.encode(), merchant_id)
         return MerchantKeyOut(merchant_id=merchant_id, key_id=key_id, secret=secret)
+
+    return await once(request, container, who.subject, key, handle)
+
+
+@router.post(
+    "/merchants/{merchant_id}/keys/{key_id}/revoke",
+    response_model=MerchantKeyRevokedOut,
+    responses={404: {"description": "No such merchant, or the key is not one of its keys"}},
+)
+async def revoke_merchant_key(
+    merchant_id: MerchantId,
+    key_id: KeyId,
+    request: Request,
+    who: OperatorDep,
+    key: IdempotencyKey,
+    container: ContainerDep,
+) -> Response:
+    """Revoke one API key of a merchant (a till's key lost or leaked), audited. Requests signed
+    with it get 401 `unknown_key`: at once from the worker process that answered, and from every
+    worker at most `refused_everywhere_within_s` (1 s) after this answer. The merchant's other
+    keys keep working; to rotate, approve the merchant again for a new key, then revoke the old
+    one. Revoking a revoked key answers its first revocation and changes nothing."""
+
+    async def handle() -> MerchantKeyRevokedOut:
+        at = container.clock.now()
+        revoked_at = await asyncio.wrap_future(
+            operations.revoke_merchant_key(container.ledger, who.subject, merchant_id, key_id, at)
+        )
+        container.merchant_keys.pop(key_id, None)
+        return MerchantKeyRevokedOut(
+            merchant_id=merchant_id,
+            key_id=key_id,
+            revoked_at=revoked_at.astimezone(UTC),
+            refused_everywhere_within_s=KEY_REFRESH_S,
+        )
 
     return await once(request, container, who.subject, key, handle)
 

@@ -225,6 +225,15 @@ class MerchantKeyOut(BaseModel):
     secret: str = Field(description="Shown once; the till signs requests with it")
 
 
+class MerchantKeyRevokedOut(BaseModel):
+    merchant_id: str
+    key_id: str
+    revoked_at: datetime = Field(description="When it was first revoked (UTC)")
+    refused_everywhere_within_s: float = Field(
+        description="Every API worker process refuses the key at most this long after the answer"
+    )
+
+
 def voucher_out(voucher: Voucher, vtype: VoucherType, tz: tzinfo) -> VoucherOut:
     """A voucher as a person reads it, with times in the campaign's time zone."""
     return VoucherOut(**_voucher_fields(voucher, vtype, tz))

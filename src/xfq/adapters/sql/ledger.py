@@ -231,6 +231,13 @@ class SqlLedger:
         with self._connect() as c:
             return {row[0]: (row[1].encode(), row[2]) for row in c.execute(query)}
 
+    def revoked_merchant_keys(self) -> set[str]:
+        """Ids of the API keys an operator revoked (few: one read is cheap enough to repeat)."""
+        k = tables.merchant_keys
+        query = sa.select(k.c.key_id).where(k.c.revoked_at_us.is_not(None))
+        with self._connect() as c:
+            return set(c.scalars(query))
+
     def stored_answer(self, scope: str, key: str) -> tuple[str, int, str] | None:
         """(request hash, status, body) of an earlier write with this key."""
         t = tables.idempotent_answers
