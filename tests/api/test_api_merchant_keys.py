@@ -62,6 +62,27 @@ async def test_a_revoked_key_is_refused_and_the_merchant_s_new_key_keeps_working
     assert last["details"] == {"key_id": old.key_id}
 
 
+async def test_operators_list_a_merchant_s_keys_with_their_revocations_and_no_secrets(
+    api: Api,
+) -> None:
+    old = await api.enroll("shop", "retail")
+    api.clock.advance(timedelta(minutes=1))
+    new = await _second_key(api, old)
+    revoked = (await _revoke(api, "shop", old.key_id, "rv-1")).json()
+    auditor = api.token("aud", Role.AUDITOR)
+    listed = await api.client.get("/v1/ops/merchants/shop/keys", headers=auditor)
+    assert listed.status_code == 200, listed.text
+    assert [(k["key_id"], k["revoked_at"]) for k in listed.json()] == [
+        (old.key_id, revoked["revoked_at"]),
+        (new.key_id, None),
+    ]
+    assert old.secret.decode() not in listed.text and new.secret.decode() not in listed.text
+    nobody = await api.client.get("/v1/ops/merchants/nobody/keys", headers=auditor)
+    assert nobody.status_code == 404 and nobody.json()["detail"] == "no merchant nobody"
+    citizen = await api.client.get("/v1/ops/merchants/shop/keys", headers=api.token("alice"))
+    assert citizen.status_code == 403
+
+
 async def test_revoking_twice_is_harmless_and_audited_once(api: Api) -> None:
     till = await api.enroll("shop", "retail")
     first = await _revoke(api, "shop", till.key_id, "rv-1")

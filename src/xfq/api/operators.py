@@ -19,6 +19,7 @@ from xfq.api.schemas import (
     PROBLEM_RESPONSES,
     CampaignOut,
     MerchantIn,
+    MerchantKeyListedOut,
     MerchantKeyOut,
     MerchantKeyRevokedOut,
     MerchantOut,
@@ -26,6 +27,7 @@ from xfq.api.schemas import (
     campaign_out,
 )
 from xfq.bootstrap import KEY_REFRESH_S, Container
+from xfq.domain.errors import UnknownObject
 from xfq.services import operations
 from xfq.services.audit import record
 from xfq.services.expiry import expire
@@ -110,6 +112,28 @@ async def approve_merchant(
         return MerchantKeyOut(merchant_id=merchant_id, key_id=key_id, secret=secret)
 
     return await once(request, container, who.subject, key, handle)
+
+
+@router.get(
+    "/merchants/{merchant_id}/keys",
+    response_model=list[MerchantKeyListedOut],
+    responses={404: {"description": "No such merchant"}},
+)
+async def list_merchant_keys(
+    merchant_id: MerchantId, _: ReaderDep, container: ContainerDep
+) -> list[MerchantKeyListedOut]:
+    """A merchant's API keys, oldest first, with when each was issued and revoked (never the
+    secrets): which key to revoke when a till's key is lost or leaked."""
+    if container.ledger.reader().merchant(merchant_id) is None:
+        raise UnknownObject(f"no merchant {merchant_id}")
+    return [
+        MerchantKeyListedOut(
+            key_id=k.key_id,
+            created_at=k.created_at.astimezone(UTC),
+            revoked_at=None if k.revoked_at is None else k.revoked_at.astimezone(UTC),
+        )
+        for k in container.ledger.keys_of_merchant(merchant_id)
+    ]
 
 
 @router.post(

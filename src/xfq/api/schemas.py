@@ -225,6 +225,12 @@ class MerchantKeyOut(BaseModel):
     secret: str = Field(description="Shown once; the till signs requests with it")
 
 
+class MerchantKeyListedOut(BaseModel):
+    key_id: str
+    created_at: datetime = Field(description="When an approval issued it (UTC)")
+    revoked_at: datetime | None = Field(description="When it was revoked (UTC); null: it works")
+
+
 class MerchantKeyRevokedOut(BaseModel):
     merchant_id: str
     key_id: str
