@@ -107,9 +107,17 @@ class Container:
         with self._keys_lock:
             if time.monotonic() - self._revoked_read_at < KEY_REFRESH_S:
                 return  # another thread read them meanwhile
-            self._revoked_read_at = time.monotonic()  # before the read: the bound holds
+            # When the read began is what bounds it; set once it succeeded (a ledger that
+            # cannot answer makes every signed request a 503 until one does).
+            began = time.monotonic()
             for key_id in self.ledger.revoked_merchant_keys():
                 self.merchant_keys.pop(key_id, None)
+            self._revoked_read_at = began
+
+    def forget_key(self, key_id: str) -> None:
+        """Drop a key revoked through this process (after any reload of the keys under way)."""
+        with self._keys_lock:
+            self.merchant_keys.pop(key_id, None)
 
     def load_campaign(self, spec_text: str, source: str, at: datetime) -> Campaign:
         """Install a campaign (validated first) and restart the claim engine on it."""

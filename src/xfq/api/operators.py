@@ -160,7 +160,7 @@ async def revoke_merchant_key(
         revoked_at = await asyncio.wrap_future(
             operations.revoke_merchant_key(container.ledger, who.subject, merchant_id, key_id, at)
         )
-        container.merchant_keys.pop(key_id, None)
+        container.forget_key(key_id)
         return MerchantKeyRevokedOut(
             merchant_id=merchant_id,
             key_id=key_id,
