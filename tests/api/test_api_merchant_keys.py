@@ -124,6 +124,26 @@ async def test_revoking_an_unknown_or_another_merchant_s_key_is_a_clear_404(api:
     assert await _accepted(api, shop)
 
 
+async def test_ids_no_merchant_or_key_can_have_are_refused_before_the_ledger(api: Api) -> None:
+    shop = await api.enroll("shop", "retail")
+    paths = [
+        "/v1/ops/merchants/a%00b/keys/mk_x/revoke",  # PostgreSQL: a NUL in text is an error
+        f"/v1/ops/merchants/Shop/keys/{shop.key_id}/revoke",
+        "/v1/ops/merchants/shop/keys/mk%00x/revoke",
+        "/v1/ops/merchants/shop/keys/mk%20x/revoke",
+        "/v1/ops/merchants/a%00b/suspend",
+    ]
+    for n, path in enumerate(paths):
+        answer = await api.client.post(path, headers=api.ops(f"odd-{n}"))
+        assert answer.status_code == 422, (path, answer.text)
+        assert answer.json()["code"] == "invalid_request"
+    listed = await api.client.get(
+        "/v1/ops/merchants/a%00b/keys", headers=api.token("op1", Role.OPERATOR)
+    )
+    assert listed.status_code == 422
+    assert await _accepted(api, shop)
+
+
 async def test_a_key_revoked_by_another_process_is_refused_here_within_the_bound(
     api: Api,
 ) -> None:

@@ -16,6 +16,8 @@ from xfq.api.claiming import ClaimStats
 from xfq.api.deps import ContainerDep, IdempotencyKey, OperatorDep, ReaderDep
 from xfq.api.idempotency import once
 from xfq.api.schemas import (
+    KEY_ID_PATTERN,
+    MERCHANT_ID_PATTERN,
     PROBLEM_RESPONSES,
     CampaignOut,
     MerchantIn,
@@ -33,8 +35,10 @@ from xfq.services.audit import record
 from xfq.services.expiry import expire
 
 router = APIRouter(prefix="/v1/ops", tags=["operators"], responses=PROBLEM_RESPONSES)
-MerchantId = Annotated[str, Path(min_length=1, max_length=64)]
-KeyId = Annotated[str, Path(min_length=1, max_length=64)]
+# No merchant or key can have another id: anything else is a 422 before the ledger is asked
+# (PostgreSQL refuses a NUL byte in text with an error, not an empty answer).
+MerchantId = Annotated[str, Path(min_length=1, max_length=64, pattern=MERCHANT_ID_PATTERN)]
+KeyId = Annotated[str, Path(min_length=1, max_length=64, pattern=KEY_ID_PATTERN)]
 
 
 class StatsOut(BaseModel):

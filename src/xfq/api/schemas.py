@@ -205,9 +205,13 @@ class SpecIn(BaseModel):
     toml: str = Field(min_length=1, max_length=1_000_000)
 
 
+MERCHANT_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"  # what enrollment accepts
+KEY_ID_PATTERN = r"^[A-Za-z0-9_-]+$"  # what approval issues: mk_ and url-safe base64
+
+
 class MerchantIn(BaseModel):
     model_config = _STRICT
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    id: str = Field(min_length=1, max_length=64, pattern=MERCHANT_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     category: str = Field(min_length=1, max_length=64)
 
