@@ -19,7 +19,7 @@ from xfq.adapters.ids import RandomIds
 from xfq.adapters.sql.ledger import SqlLedger
 from xfq.adapters.sql.link import LinkBounds
 from xfq.api.auth.dev_issuer import DevIssuer
-from xfq.api.auth.merchant_signature import SignatureVerifier
+from xfq.api.auth.merchant_signature import InMemoryNonceStore, NonceStore, SignatureVerifier
 from xfq.api.auth.personal_data import PersonalDataHasher
 from xfq.api.auth.tokens import TokenVerifier, TrustedIssuer
 from xfq.api.token_cache import CachedTokenVerifier
@@ -39,7 +39,10 @@ if TYPE_CHECKING:
     Engine = EmbeddedClaimEngine | RedisClaimEngine
 
 EMBEDDED_ENGINE_LOCK = 0x7866_7102  # a PostgreSQL ledger's embedded engine: one process
-KEY_REFRESH_S = 1.0  # an unknown merchant key reads the ledger's keys again at most this often
+# An unknown merchant key reads the ledger's keys again at most this often, and a signed request
+# reads the revoked keys again when the last read is older than this: a revoked key is refused by
+# every worker process from KEY_REFRESH_S after the revocation was answered.
+KEY_REFRESH_S = 1.0
 
 
 class NoCampaign(XfqError):
@@ -56,6 +59,7 @@ class Container:
     ids: RandomIds
     tokens: CachedTokenVerifier
     signatures: SignatureVerifier
+    nonces: NonceStore  # shared by the worker processes through Redis when there is one
     merchant_keys: dict[str, tuple[bytes, str]]
     till_key: bytes
     personal_data: PersonalDataHasher
@@ -68,6 +72,8 @@ class Container:
     waiting: WaitingRooms | None = None  # None when no round has a waiting room
     _swap: threading.Lock = field(default_factory=threading.Lock)
     _keys_read_at: float = float("-inf")  # time.monotonic() of the last merchant-key refresh
+    _revoked_read_at: float = float("-inf")  # ... and of the last read of the revoked keys
+    _keys_lock: threading.Lock = field(default_factory=threading.Lock)
     _persisting: tuple[threading.Event, threading.Thread] | None = None
 
     def running(self) -> tuple[Campaign, Engine]:
@@ -76,15 +82,42 @@ class Container:
             raise NoCampaign("no campaign is loaded: an operator must import one first")
         return campaign, engine
 
+    @property
+    def nonces_block(self) -> bool:
+        """The nonce store waits on the network: check signatures off the event loop."""
+        return not isinstance(self.nonces, InMemoryNonceStore)
+
     def refresh_merchant_keys(self) -> bool:
         """Read the merchant keys again from the ledger (other worker processes approve
         merchants too), at most once per `KEY_REFRESH_S`; False when it is too soon."""
-        now = time.monotonic()
-        if now - self._keys_read_at < KEY_REFRESH_S:
+        if time.monotonic() - self._keys_read_at < KEY_REFRESH_S:
             return False
-        self._keys_read_at = now
-        self.merchant_keys.update(self.ledger.merchant_keys())
+        # One read at a time, so that a read of the live keys that began before a revocation
+        # cannot put the key back after the read of the revoked keys took it out.
+        with self._keys_lock:
+            self._keys_read_at = time.monotonic()
+            self.merchant_keys.update(self.ledger.merchant_keys())
         return True
+
+    def forget_revoked_keys(self) -> None:
+        """Drop the keys revoked through any worker process, reading them from the ledger when
+        the last read began more than `KEY_REFRESH_S` ago."""
+        if time.monotonic() - self._revoked_read_at < KEY_REFRESH_S:
+            return
+        with self._keys_lock:
+            if time.monotonic() - self._revoked_read_at < KEY_REFRESH_S:
+                return  # another thread read them meanwhile
+            # When the read began is what bounds it; set once it succeeded (a ledger that
+            # cannot answer makes every signed request a 503 until one does).
+            began = time.monotonic()
+            for key_id in self.ledger.revoked_merchant_keys():
+                self.merchant_keys.pop(key_id, None)
+            self._revoked_read_at = began
+
+    def forget_key(self, key_id: str) -> None:
+        """Drop a key revoked through this process (after any reload of the keys under way)."""
+        with self._keys_lock:
+            self.merchant_keys.pop(key_id, None)
 
     def load_campaign(self, spec_text: str, source: str, at: datetime) -> Campaign:
         """Install a campaign (validated first) and restart the claim engine on it."""
@@ -174,6 +207,9 @@ class Container:
         if self.engine is not None:
             self.engine.close()
         self._stop_persister()
+        close_nonces = getattr(self.nonces, "close", None)  # a shared store's connections
+        if close_nonces is not None:
+            close_nonces()
         self.ledger.close()
 
 
@@ -216,6 +252,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     if dev is not None:
         issuers.append(dev.trusted())
     keys = ledger.merchant_keys()
+    nonces = nonce_store(settings)
     till_key = settings.key("till_code_key")
     container = Container(
         settings=settings,
@@ -223,7 +260,8 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         clock=clock or SystemClock(),
         ids=RandomIds(),
         tokens=CachedTokenVerifier(TokenVerifier(issuers)),
-        signatures=SignatureVerifier(keys),
+        signatures=SignatureVerifier(keys, nonce_store=nonces),
+        nonces=nonces,
         merchant_keys=keys,
         till_key=till_key,
         personal_data=PersonalDataHasher(settings.key("personal_data_key")),
@@ -252,6 +290,17 @@ def serving_bounds(settings: Settings) -> LinkBounds:
         tcp_timeout_s=settings.ledger_tcp_timeout_s,
         answer_timeout_s=settings.ledger_answer_timeout_s,
     )
+
+
+def nonce_store(settings: Settings) -> NonceStore:
+    """Where merchants' used nonces are kept: in Redis when the deployment has it (its worker
+    processes share it, so a request replayed to another worker is refused), else in this one
+    process's memory (the embedded engine runs in one process only)."""
+    if settings.redis_url is None:
+        return InMemoryNonceStore()
+    from xfq.adapters.redis.nonces import RedisNonceStore
+
+    return RedisNonceStore(settings.redis_url)
 
 
 def pass_keys(settings: Settings, till_key: bytes) -> PassKeys:

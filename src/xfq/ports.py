@@ -168,6 +168,14 @@ class LedgerTx(LedgerReader, Protocol):
 
     def merchant_status(self, merchant_id: str) -> str | None: ...
 
+    def merchant_key(self, key_id: str) -> tuple[str, datetime | None] | None:
+        """(merchant id, revoked at or None) of an API key; None when there is no such key."""
+        ...
+
+    def revoke_merchant_key(self, key_id: str, at: datetime) -> bool:
+        """Mark a live key revoked at `at`; False when it was revoked already."""
+        ...
+
     def insert_round_window(
         self,
         round_id: str,

@@ -1,7 +1,9 @@
 """`xfq serve --workers 2` on Redis and PostgreSQL: both workers start (neither takes the
 embedded engine's lock), a worker killed with -9 is replaced without the server stopping, a
-merchant approved through one worker is accepted by the other, and a store's link cut off gives
-503s, not hangs, and everything carries on once it heals."""
+merchant approved through one worker is accepted by the other, a store's link cut off gives
+503s, not hangs, and everything carries on once it heals, a till's request replayed to the
+other worker is refused (the nonces are in Redis), and a key revoked through one worker is
+refused by both within the stated bound."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import httpx
@@ -21,6 +24,7 @@ from faults.campaign import OPENS_AT, spec_text
 from faults.deployment import Deployment
 from xfq.api.auth.merchant_signature import signed_headers
 from xfq.api.auth.tokens import Role
+from xfq.bootstrap import KEY_REFRESH_S
 from xfq.simulation.over_http import DemoIdentityProvider
 
 RESPAWN_TIMEOUT_S = 60.0
@@ -46,22 +50,27 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         made.close()
 
 
-def _approve(d: Deployment, merchant_id: str = "shop") -> tuple[str, bytes]:
+def _ops(d: Deployment, key: str) -> dict[str, str]:
     token = d.idp.token("op-1", Role.OPERATOR, d.now, ttl=timedelta(days=1))
-    ops = {"Authorization": f"Bearer {token}"}
-    body = {"id": merchant_id, "name": "Shop", "category": "retail"}
+    return {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
+
+
+def _approve(d: Deployment, merchant_id: str = "shop", keys: int = 1) -> list[tuple[str, bytes]]:
+    """Enroll and approve a merchant; each approval after the first issues another key."""
+    body = {"id": merchant_id, "name": merchant_id, "category": "retail"}
     made = httpx.post(
-        f"{d.base_url}/v1/ops/merchants",
-        json=body,
-        headers={**ops, "Idempotency-Key": f"e-{merchant_id}"},
+        f"{d.base_url}/v1/ops/merchants", json=body, headers=_ops(d, f"e-{merchant_id}")
     )
     assert made.status_code == 201, made.text
-    approved = httpx.post(
-        f"{d.base_url}/v1/ops/merchants/{merchant_id}/approve",
-        headers={**ops, "Idempotency-Key": f"a-{merchant_id}"},
-    )
-    assert approved.status_code == 200, approved.text
-    return approved.json()["key_id"], approved.json()["secret"].encode()
+    issued = []
+    for n in range(keys):
+        approved = httpx.post(
+            f"{d.base_url}/v1/ops/merchants/{merchant_id}/approve",
+            headers=_ops(d, f"a-{merchant_id}-{n}"),
+        )
+        assert approved.status_code == 200, approved.text
+        issued.append((approved.json()["key_id"], approved.json()["secret"].encode()))
+    return issued
 
 
 def _signed_at_every_worker(d: Deployment, key_id: str, secret: bytes) -> Counter[int]:
@@ -77,7 +86,7 @@ def _signed_at_every_worker(d: Deployment, key_id: str, secret: bytes) -> Counte
 def test_a_merchant_approved_through_one_worker_signs_at_every_worker(
     deployment: Deployment,
 ) -> None:
-    key_id, secret = _approve(deployment)
+    [(key_id, secret)] = _approve(deployment)
     statuses = _signed_at_every_worker(deployment, key_id, secret)
     assert statuses == {404: 16}  # signature accepted, no such redemption
 
@@ -144,7 +153,7 @@ def test_a_redemption_while_the_postgresql_link_is_cut_gets_a_503_not_a_hang(
     deployment: Deployment,
 ) -> None:
     assert deployment.postgres_proxy is not None
-    key_id, secret = _approve(deployment, "till")
+    [(key_id, secret)] = _approve(deployment, "till")
     assert _signed_at_every_worker(deployment, key_id, secret) == {404: 16}  # key known to both
     claimed = _claim(deployment, "p-pg-cut", "pg-cut-claim")
     assert claimed.status_code == 201, claimed.text
@@ -192,3 +201,107 @@ def test_the_persister_moves_claims_again_after_the_postgresql_link_was_cut(
         time.sleep(0.1)
     assert deployment.persister.pid == persister_pid  # the same process, not restarted
     assert deployment.persister.poll() is None
+
+
+NOWHERE = "/v1/merchant/redemptions/no-such-redemption"  # 404 once the signature is accepted
+
+
+@contextmanager
+def _client_per_worker(d: Deployment) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    """Two keep-alive clients, each on a connection to a different worker process."""
+    found: dict[int, httpx.Client] = {}
+    deadline = time.monotonic() + 60
+    try:
+        while len(found) < 2:
+            assert time.monotonic() < deadline, "new connections reached one worker only"
+            client = httpx.Client(base_url=d.base_url, timeout=30)
+            process = client.get("/health").json()["process"]
+            if process in found:
+                client.close()
+            else:
+                found[process] = client
+        one, other = found.values()
+        yield one, other
+        for process, client in found.items():  # each answered on its own connection throughout
+            assert client.get("/health").json()["process"] == process
+    finally:
+        for client in found.values():
+            client.close()
+
+
+def _signed_get(d: Deployment, client: httpx.Client, key: tuple[str, bytes]) -> httpx.Response:
+    """A till's request with a fresh nonce."""
+    key_id, secret = key
+    return client.get(NOWHERE, headers=signed_headers(key_id, secret, "GET", NOWHERE, b"", d.now))
+
+
+def _known_at(d: Deployment, client: httpx.Client, key: tuple[str, bytes]) -> None:
+    """A key approved through one worker is known at the other within a second or so."""
+    deadline = time.monotonic() + 5 * KEY_REFRESH_S
+    while (answer := _signed_get(d, client, key)).status_code != 404:
+        assert answer.json()["code"] == "unknown_key", answer.text
+        assert time.monotonic() < deadline, answer.text
+        time.sleep(0.2)
+
+
+def test_a_signed_request_replayed_to_the_other_worker_is_refused(
+    deployment: Deployment,
+) -> None:
+    [key] = _approve(deployment, "shop-replay")
+    key_id, secret = key
+    headers = signed_headers(key_id, secret, "GET", NOWHERE, b"", deployment.now)
+    with _client_per_worker(deployment) as (one, other):
+        for client in (one, other):
+            _known_at(deployment, client, key)
+        assert one.get(NOWHERE, headers=headers).status_code == 404  # accepted: no such thing
+        for client in (other, one):  # replayed to the other worker, and to the same one
+            replay = client.get(NOWHERE, headers=headers)
+            assert replay.status_code == 401, replay.text
+            assert replay.json()["code"] == "replayed_nonce"
+
+
+def test_a_key_revoked_through_one_worker_is_refused_by_both_within_the_bound(
+    deployment: Deployment,
+) -> None:
+    old, new = _approve(deployment, "shop-rotate", keys=2)
+    with _client_per_worker(deployment) as (one, other):
+        for client in (one, other):
+            for key in (old, new):
+                _known_at(deployment, client, key)
+        revoked = one.post(
+            f"/v1/ops/merchants/shop-rotate/keys/{old[0]}/revoke",
+            headers=_ops(deployment, "revoke-old"),
+        )
+        answered = time.monotonic()
+        assert revoked.status_code == 200, revoked.text
+        bound_s = revoked.json()["refused_everywhere_within_s"]
+        assert bound_s == KEY_REFRESH_S
+        refused_here = _signed_get(deployment, one, old)
+        assert refused_here.status_code == 401 and refused_here.json()["code"] == "unknown_key"
+        time.sleep(max(0.0, answered + bound_s - time.monotonic()))
+        for client in (other, one):
+            refused = _signed_get(deployment, client, old)
+            assert refused.status_code == 401 and refused.json()["code"] == "unknown_key"
+            assert _signed_get(deployment, client, new).status_code == 404  # still works
+
+
+def test_a_signed_request_while_the_redis_link_is_cut_gets_a_503_not_an_unchecked_nonce(
+    deployment: Deployment,
+) -> None:
+    assert deployment.redis_proxy is not None
+    [key] = _approve(deployment, "shop-cut")
+    with _client_per_worker(deployment) as (one, other):
+        for client in (one, other):
+            _known_at(deployment, client, key)
+        deployment.redis_proxy.set("blackhole")
+        try:
+            cut = [_signed_get(deployment, client, key) for client in (one, other)]
+        finally:
+            deployment.redis_proxy.set("pass")
+        for answer in cut:
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["content-type"].startswith("application/problem+json")
+            assert answer.json()["code"] == "nonce_check_unavailable"
+            assert answer.headers["Retry-After"] == "1"
+        for client in (one, other):  # healed: the till signs again with a new nonce
+            assert _signed_get(deployment, client, key).status_code == 404

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.concurrency import run_in_threadpool
 
 from xfq.api.auth.merchant_signature import SignatureCode, SignatureError
 from xfq.api.auth.tokens import Identity, Role, require_role
@@ -74,13 +75,21 @@ async def merchant(request: Request, container: ContainerDep) -> str:
             request.headers, request.method, path, body, container.clock.now()
         )
 
-    try:
-        return verify()
-    except SignatureError as error:
-        # A key approved through another worker process is in the ledger, not yet here.
-        if error.code != SignatureCode.UNKNOWN_KEY or not container.refresh_merchant_keys():
-            raise
-        return verify()
+    def checked() -> str:
+        container.forget_revoked_keys()  # revoked through any worker: see KEY_REFRESH_S
+        try:
+            return verify()
+        except SignatureError as error:
+            # A key approved through another worker process is in the ledger, not yet here.
+            if error.code != SignatureCode.UNKNOWN_KEY or not container.refresh_merchant_keys():
+                raise
+            return verify()
+
+    if container.nonces_block:
+        # The shared nonce store is a Redis round trip: a slow or cut link must hold up this
+        # till alone, not every request of the process.
+        return await run_in_threadpool(checked)
+    return checked()
 
 
 CitizenDep = Annotated[Identity, Depends(citizen)]

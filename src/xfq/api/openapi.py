@@ -15,7 +15,10 @@ _SECURITY_SCHEMES = {
         "in": "header",
         "name": "X-Xfq-Key",
         "description": "With X-Xfq-Timestamp, X-Xfq-Nonce and X-Xfq-Signature: hex HMAC-SHA256 "
-        "of METHOD, path, timestamp, nonce and SHA-256 of the body, one per line",
+        "of METHOD, path, timestamp, nonce and SHA-256 of the body, one per line. Refused "
+        "(401): an unknown or revoked key, a timestamp more than 5 min off, a nonce already "
+        "used with the key (at any API worker). 503 nonce_check_unavailable with Retry-After: "
+        "the replay check could not be made; sign again with a new nonce",
     },
 }
 _SECURITY_SCHEMES["claimPass"] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+from datetime import UTC
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -15,21 +16,29 @@ from xfq.api.claiming import ClaimStats
 from xfq.api.deps import ContainerDep, IdempotencyKey, OperatorDep, ReaderDep
 from xfq.api.idempotency import once
 from xfq.api.schemas import (
+    KEY_ID_PATTERN,
+    MERCHANT_ID_PATTERN,
     PROBLEM_RESPONSES,
     CampaignOut,
     MerchantIn,
+    MerchantKeyListedOut,
     MerchantKeyOut,
+    MerchantKeyRevokedOut,
     MerchantOut,
     SpecIn,
     campaign_out,
 )
-from xfq.bootstrap import Container
+from xfq.bootstrap import KEY_REFRESH_S, Container
+from xfq.domain.errors import UnknownObject
 from xfq.services import operations
 from xfq.services.audit import record
 from xfq.services.expiry import expire
 
 router = APIRouter(prefix="/v1/ops", tags=["operators"], responses=PROBLEM_RESPONSES)
-MerchantId = Annotated[str, Path(min_length=1, max_length=64)]
+# No merchant or key can have another id: anything else is a 422 before the ledger is asked
+# (PostgreSQL refuses a NUL byte in text with an error, not an empty answer).
+MerchantId = Annotated[str, Path(min_length=1, max_length=64, pattern=MERCHANT_ID_PATTERN)]
+KeyId = Annotated[str, Path(min_length=1, max_length=64, pattern=KEY_ID_PATTERN)]
 
 
 class StatsOut(BaseModel):
@@ -95,7 +104,9 @@ async def approve_merchant(
     container: ContainerDep,
 ) -> Response:
     """Approve a merchant and issue its till's API key (the secret is shown only here; a retry
-    with the same Idempotency-Key shows the same key rather than issuing another)."""
+    with the same Idempotency-Key shows the same key rather than issuing another). Approving an
+    approved merchant again issues it another key, for a second till or to rotate a key; each
+    works until it is revoked."""
 
     async def handle() -> MerchantKeyOut:
         await _set_status(container, who.subject, merchant_id, "enrolled")
@@ -103,6 +114,63 @@ async def approve_merchant(
         container.ledger.add_merchant_key(key_id, merchant_id, secret, container.clock.now())
         container.merchant_keys[key_id] = (secret.encode(), merchant_id)
         return MerchantKeyOut(merchant_id=merchant_id, key_id=key_id, secret=secret)
+
+    return await once(request, container, who.subject, key, handle)
+
+
+@router.get(
+    "/merchants/{merchant_id}/keys",
+    response_model=list[MerchantKeyListedOut],
+    responses={404: {"description": "No such merchant"}},
+)
+async def list_merchant_keys(
+    merchant_id: MerchantId, _: ReaderDep, container: ContainerDep
+) -> list[MerchantKeyListedOut]:
+    """A merchant's API keys, oldest first, with when each was issued and revoked (never the
+    secrets): which key to revoke when a till's key is lost or leaked."""
+    if container.ledger.reader().merchant(merchant_id) is None:
+        raise UnknownObject(f"no merchant {merchant_id}")
+    return [
+        MerchantKeyListedOut(
+            key_id=k.key_id,
+            created_at=k.created_at.astimezone(UTC),
+            revoked_at=None if k.revoked_at is None else k.revoked_at.astimezone(UTC),
+        )
+        for k in container.ledger.keys_of_merchant(merchant_id)
+    ]
+
+
+@router.post(
+    "/merchants/{merchant_id}/keys/{key_id}/revoke",
+    response_model=MerchantKeyRevokedOut,
+    responses={404: {"description": "No such merchant, or the key is not one of its keys"}},
+)
+async def revoke_merchant_key(
+    merchant_id: MerchantId,
+    key_id: KeyId,
+    request: Request,
+    who: OperatorDep,
+    key: IdempotencyKey,
+    container: ContainerDep,
+) -> Response:
+    """Revoke one API key of a merchant (a till's key lost or leaked), audited. Requests signed
+    with it get 401 `unknown_key`: at once from the worker process that answered, and from every
+    worker at most `refused_everywhere_within_s` (1 s) after this answer. The merchant's other
+    keys keep working; to rotate, approve the merchant again for a new key, then revoke the old
+    one. Revoking a revoked key answers its first revocation and changes nothing."""
+
+    async def handle() -> MerchantKeyRevokedOut:
+        at = container.clock.now()
+        revoked_at = await asyncio.wrap_future(
+            operations.revoke_merchant_key(container.ledger, who.subject, merchant_id, key_id, at)
+        )
+        container.forget_key(key_id)
+        return MerchantKeyRevokedOut(
+            merchant_id=merchant_id,
+            key_id=key_id,
+            revoked_at=revoked_at.astimezone(UTC),
+            refused_everywhere_within_s=KEY_REFRESH_S,
+        )
 
     return await once(request, container, who.subject, key, handle)
 

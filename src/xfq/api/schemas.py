@@ -205,9 +205,13 @@ class SpecIn(BaseModel):
     toml: str = Field(min_length=1, max_length=1_000_000)
 
 
+MERCHANT_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"  # what enrollment accepts
+KEY_ID_PATTERN = r"^[A-Za-z0-9_-]+$"  # what approval issues: mk_ and url-safe base64
+
+
 class MerchantIn(BaseModel):
     model_config = _STRICT
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    id: str = Field(min_length=1, max_length=64, pattern=MERCHANT_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     category: str = Field(min_length=1, max_length=64)
 
@@ -223,6 +227,21 @@ class MerchantKeyOut(BaseModel):
     merchant_id: str
     key_id: str
     secret: str = Field(description="Shown once; the till signs requests with it")
+
+
+class MerchantKeyListedOut(BaseModel):
+    key_id: str
+    created_at: datetime = Field(description="When an approval issued it (UTC)")
+    revoked_at: datetime | None = Field(description="When it was revoked (UTC); null: it works")
+
+
+class MerchantKeyRevokedOut(BaseModel):
+    merchant_id: str
+    key_id: str
+    revoked_at: datetime = Field(description="When it was first revoked (UTC)")
+    refused_everywhere_within_s: float = Field(
+        description="Every API worker process refuses the key at most this long after the answer"
+    )
 
 
 def voucher_out(voucher: Voucher, vtype: VoucherType, tz: tzinfo) -> VoucherOut:

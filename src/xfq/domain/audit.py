@@ -48,6 +48,7 @@ ACTIONS = frozenset(
         "merchant.approved",
         "merchant.suspended",
         "merchant.reinstated",
+        "merchant.key_revoked",
         "flag.confirmed",
         "flag.dismissed",
         "settlement.closed",

@@ -50,6 +50,27 @@ def set_merchant_status(
     return ledger.write(lambda tx: set_merchant_status_unit(tx, actor, merchant_id, status, at))
 
 
+def revoke_merchant_key(
+    ledger: Ledger, actor: str, merchant_id: str, key_id: str, at: datetime
+) -> Future[datetime]:
+    """Revoke one of a merchant's API keys (its other keys keep working); when it was revoked.
+    Revoking a revoked key changes nothing and is not audited again."""
+
+    def unit(tx: LedgerTx) -> datetime:
+        if tx.merchant_status(merchant_id) is None:
+            raise UnknownObject(f"no merchant {merchant_id}")
+        key = tx.merchant_key(key_id)
+        if key is None or key[0] != merchant_id:
+            raise UnknownObject(f"merchant {merchant_id} has no API key {key_id}")
+        if key[1] is not None:
+            return key[1]
+        tx.revoke_merchant_key(key_id, at)
+        record(tx, actor, "merchant.key_revoked", merchant_id, {"key_id": key_id}, at)
+        return at
+
+    return ledger.write(unit)
+
+
 def record_window(
     ledger: Ledger,
     actor: str,

@@ -8,7 +8,9 @@ import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
+from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
+from redis.retry import Retry
 
 from xfq.adapters.redis.scripts import Script
 
@@ -16,29 +18,41 @@ from xfq.adapters.redis.scripts import Script
 # (or stopped) must not hold requests open for as long as it lasts. Above the persister's
 # blocking read (500 ms).
 SOCKET_TIMEOUT_S = 5.0
-_TIMEOUTS = {"socket_timeout": SOCKET_TIMEOUT_S, "socket_connect_timeout": SOCKET_TIMEOUT_S}
 
 SyncRedis = redis.Redis | redis.cluster.RedisCluster
 AsyncRedis = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
 
 
-def is_cluster(url: str) -> bool:
-    probe = redis.Redis.from_url(url, decode_responses=True, **_TIMEOUTS)
+def _timeouts(timeout_s: float) -> dict[str, float]:
+    return {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+
+
+def is_cluster(url: str, timeout_s: float = SOCKET_TIMEOUT_S) -> bool:
+    probe = redis.Redis.from_url(url, decode_responses=True, **_timeouts(timeout_s))
     try:
         return int(probe.info("cluster").get("cluster_enabled", 0)) == 1
     finally:
         probe.close()
 
 
-def sync_client(url: str, cluster: bool) -> SyncRedis:
+def sync_client(
+    url: str, cluster: bool, timeout_s: float = SOCKET_TIMEOUT_S, retry: bool = True
+) -> SyncRedis:
+    """`retry=False`: a command that failed on the connection is not sent again (redis-py
+    retries ten times by default), for commands whose second sending could answer differently."""
+    options: dict[str, Any] = _timeouts(timeout_s)
+    if not retry:
+        options["retry"] = Retry(NoBackoff(), 0)
     if cluster:
-        return redis.cluster.RedisCluster.from_url(url, decode_responses=True, **_TIMEOUTS)
-    return redis.Redis.from_url(url, decode_responses=True, **_TIMEOUTS)
+        return redis.cluster.RedisCluster.from_url(url, decode_responses=True, **options)
+    return redis.Redis.from_url(url, decode_responses=True, **options)
 
 
 def async_client(url: str, cluster: bool) -> AsyncRedis:
     if cluster:
-        return redis.asyncio.cluster.RedisCluster.from_url(url, decode_responses=True, **_TIMEOUTS)
+        return redis.asyncio.cluster.RedisCluster.from_url(
+            url, decode_responses=True, **_timeouts(SOCKET_TIMEOUT_S)
+        )
     return redis.asyncio.Redis.from_url(
         url,
         decode_responses=True,

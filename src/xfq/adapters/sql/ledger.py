@@ -37,6 +37,13 @@ class MerchantRow:
     status: str
 
 
+@dataclass(frozen=True)
+class MerchantKeyRow:
+    key_id: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
 class SqlLedger:
     """Implements `xfq.ports.Ledger` on SQLite or PostgreSQL (`bounds`: on its link)."""
 
@@ -230,6 +237,27 @@ class SqlLedger:
         )
         with self._connect() as c:
             return {row[0]: (row[1].encode(), row[2]) for row in c.execute(query)}
+
+    def keys_of_merchant(self, merchant_id: str) -> list[MerchantKeyRow]:
+        """A merchant's API keys, live and revoked, oldest first (without their secrets)."""
+        k = tables.merchant_keys
+        query = (
+            sa.select(k.c.key_id, k.c.created_at_us, k.c.revoked_at_us)
+            .where(k.c.merchant_id == merchant_id)
+            .order_by(k.c.created_at_us, k.c.key_id)
+        )
+        with self._connect() as c:
+            return [
+                MerchantKeyRow(key_id, from_us(made), None if gone is None else from_us(gone))
+                for key_id, made, gone in c.execute(query)
+            ]
+
+    def revoked_merchant_keys(self) -> set[str]:
+        """Ids of the API keys an operator revoked (few: one read is cheap enough to repeat)."""
+        k = tables.merchant_keys
+        query = sa.select(k.c.key_id).where(k.c.revoked_at_us.is_not(None))
+        with self._connect() as c:
+            return set(c.scalars(query))
 
     def stored_answer(self, scope: str, key: str) -> tuple[str, int, str] | None:
         """(request hash, status, body) of an earlier write with this key."""

@@ -17,6 +17,7 @@ from sqlalchemy.sql.expression import ClauseElement
 from xfq.adapters.sql.tables import (
     audit_log,
     fraud_flags,
+    merchant_keys,
     merchants,
     redemptions,
     refunds,
@@ -63,6 +64,8 @@ class Statements:
     # operators' writes, each in one transaction with its audit entry
     insert_merchant: str
     set_merchant_status: str
+    merchant_key: str
+    revoke_merchant_key: str
     insert_round_window: str
     last_audit: str
     insert_audit: str
@@ -71,7 +74,7 @@ class Statements:
 
 
 def _core() -> dict[str, ClauseElement]:
-    v, r = vouchers, redemptions
+    v, r, k = vouchers, redemptions, merchant_keys
     return {
         "insert_voucher": _insert(vouchers),
         "insert_event": _insert(voucher_events, "seq"),
@@ -130,6 +133,12 @@ def _core() -> dict[str, ClauseElement]:
         "set_merchant_status": merchants.update()
         .where(merchants.c.id == p("id"))
         .values(status=p("status")),
+        "merchant_key": sa.select(k.c.merchant_id, k.c.revoked_at_us).where(
+            k.c.key_id == p("key_id")
+        ),
+        "revoke_merchant_key": k.update()
+        .where(k.c.key_id == p("key_id"), k.c.revoked_at_us.is_(None))
+        .values(revoked_at_us=p("at_us")),
         "insert_round_window": _insert(round_windows, "seq"),
         "last_audit": sa.select(audit_log).where(
             audit_log.c.seq == sa.select(sa.func.max(audit_log.c.seq)).scalar_subquery()

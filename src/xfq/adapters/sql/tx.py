@@ -333,6 +333,15 @@ class SqlTx:
         row = self._one(self._s.merchant, {"id": merchant_id})
         return None if row is None else str(row[3])
 
+    def merchant_key(self, key_id: str) -> tuple[str, datetime | None] | None:
+        row = self._one(self._s.merchant_key, {"key_id": key_id})
+        if row is None:
+            return None
+        return str(row[0]), None if row[1] is None else from_us(row[1])
+
+    def revoke_merchant_key(self, key_id: str, at: datetime) -> bool:
+        return self._run(self._s.revoke_merchant_key, {"key_id": key_id, "at_us": to_us(at)}) == 1
+
     def insert_round_window(
         self,
         round_id: str,

@@ -79,14 +79,16 @@ class NonceStoreFull(SignatureError):
 class NonceStore(Protocol):
     def remember(self, key_id: str, nonce: str, expires_at_s: int, now_s: float) -> bool:
         """True when the nonce is new for this key (and is now remembered until
-        `expires_at_s`); False when it was already seen. Raises `NonceStoreFull`."""
+        `expires_at_s`); False when it was already seen. Raises `NonceStoreFull`, or a
+        `StorageUnavailable` when a shared store cannot be asked: never True unchecked."""
         ...
 
 
 class InMemoryNonceStore:
     """Nonces of one process, bounded by `capacity`, forgotten once they have expired.
 
-    Only right for a single API process: several processes need a shared store.
+    Only right for a single API process: several processes share one in Redis
+    (`xfq.adapters.redis.nonces.RedisNonceStore`, chosen in `xfq.bootstrap`).
     """
 
     def __init__(self, capacity: int = DEFAULT_NONCE_CAPACITY) -> None:
