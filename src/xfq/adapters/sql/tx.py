@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 
 import sqlalchemy as sa
 
+from xfq.adapters.sql.audit import CHAIN_LOCK_SQL
 from xfq.adapters.sql.errors import translate
 from xfq.adapters.sql.statements import (
     MAX_ROWS_PER_INSERT,
@@ -353,6 +354,9 @@ class SqlTx:
         self._run(self._s.insert_round_window, params)
 
     def last_audit_entry(self) -> AuditEntry | None:
+        """The chain's last entry, locked for this transaction's append (see audit.py)."""
+        if self._dialect.name == "postgresql":
+            self._run(CHAIN_LOCK_SQL, {})
         row = self._one(self._s.last_audit, {})
         return None if row is None else AuditEntry(*row)
 

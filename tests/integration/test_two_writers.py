@@ -1,0 +1,92 @@
+"""Two API processes on one PostgreSQL ledger: each has its own ledger writer, and each read
+that a write depends on must still hold when the write commits (READ COMMITTED).
+
+Each test races two `SqlLedger`s on one database, as two worker processes would, and checks
+the invariant from the ledger afterwards. (Redemptions and refunds: test_checkout_services.py.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import sqlalchemy as sa
+
+from xfq.adapters.sql.audit import iter_entries
+from xfq.adapters.sql.ledger import SqlLedger
+from xfq.adapters.sql.settlement import SqlSettlementStore
+from xfq.domain.audit import verify_chain
+from xfq.services import operations
+from xfq.services.settlement import close_day
+from xfq.spec import load_campaign
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "taiyuan-2022" / "campaign.toml"
+
+T = TypeVar("T")
+AT = datetime(2022, 3, 4, 9, 0, tzinfo=UTC)
+RACES = 100  # per writer
+
+
+@pytest.fixture
+def writers(postgres_url: str) -> Iterator[tuple[SqlLedger, SqlLedger]]:
+    """Two ledgers on one PostgreSQL database: two API processes' writers."""
+    first, second = SqlLedger(postgres_url), SqlLedger(postgres_url)
+    yield first, second
+    first.close()
+    second.close()
+
+
+def at_once(work: Callable[[int], T]) -> list[T]:
+    """`work(0)` and `work(1)` on two threads at once; their results (errors raise)."""
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(work, range(2)))
+
+
+def audit_chain(ledger: SqlLedger) -> list[str]:
+    entries = list(iter_entries(ledger.engine))
+    assert verify_chain(entries) is None
+    assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+    return [e.action for e in entries]
+
+
+def test_operators_on_two_api_processes_append_one_unbroken_audit_chain(
+    writers: tuple[SqlLedger, SqlLedger],
+) -> None:
+    """Without the chain's lock both appends read the same last entry: one fails (409)."""
+
+    def operator(m: int) -> None:
+        for n in range(RACES):
+            opens = AT + timedelta(minutes=n)
+            action = ("open", "cancel")[m]
+            operations.record_window(writers[m], f"op{m}", "r1", opens, opens, action, AT).result()
+
+    at_once(operator)
+    actions = audit_chain(writers[0])
+    assert actions.count("round.opened") == actions.count("round.cancelled") == RACES
+
+
+def test_closing_days_while_another_process_audits_answers_every_closing(
+    writers: tuple[SqlLedger, SqlLedger],
+) -> None:
+    """A closing whose audit append collided was taken for "closed meanwhile": a 500."""
+    campaign = load_campaign(EXAMPLE)
+    store = SqlSettlementStore(writers[0].engine, campaign.tz)
+    now = datetime(2023, 1, 1, tzinfo=UTC)
+
+    def work(m: int) -> None:
+        for n in range(RACES):
+            if m == 0:
+                day = date(2022, 1, 1) + timedelta(days=n)
+                assert close_day(store, campaign, day, now, "finance").newly_closed
+            else:
+                operations.record_window(writers[1], "op", "r1", AT, AT, "open", AT).result()
+
+    at_once(work)
+    actions = audit_chain(writers[0])
+    assert actions.count("settlement.closed") == actions.count("round.opened") == RACES
+    with writers[0].engine.connect() as c:
+        assert c.execute(sa.text("SELECT count(*) FROM settlement_days")).scalar_one() == RACES
