@@ -7,6 +7,7 @@ the invariant from the ledger afterwards. (Redemptions and refunds: test_checkou
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
@@ -20,7 +21,10 @@ from xfq.adapters.sql.audit import iter_entries
 from xfq.adapters.sql.ledger import SqlLedger
 from xfq.adapters.sql.settlement import SqlSettlementStore
 from xfq.domain.audit import verify_chain
+from xfq.domain.voucher import Voucher, VoucherState
+from xfq.ports import LedgerTx
 from xfq.services import operations
+from xfq.services.expiry import expire
 from xfq.services.settlement import close_day
 from xfq.spec import load_campaign
 
@@ -29,6 +33,7 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "taiyuan-2022" / "campaign.to
 T = TypeVar("T")
 AT = datetime(2022, 3, 4, 9, 0, tzinfo=UTC)
 RACES = 100  # per writer
+ISSUED = VoucherState.ISSUED
 
 
 @pytest.fixture
@@ -44,6 +49,15 @@ def at_once(work: Callable[[int], T]) -> list[T]:
     """`work(0)` and `work(1)` on two threads at once; their results (errors raise)."""
     with ThreadPoolExecutor(2) as pool:
         return list(pool.map(work, range(2)))
+
+
+def insert(claims: list[tuple[Voucher, str]], tx: LedgerTx) -> int:
+    return tx.insert_new_vouchers(claims)
+
+
+def count(ledger: SqlLedger, sql: str) -> int:
+    with ledger.engine.connect() as c:
+        return int(c.execute(sa.text(sql)).scalar_one())
 
 
 def audit_chain(ledger: SqlLedger) -> list[str]:
@@ -88,5 +102,25 @@ def test_closing_days_while_another_process_audits_answers_every_closing(
     at_once(work)
     actions = audit_chain(writers[0])
     assert actions.count("settlement.closed") == actions.count("round.opened") == RACES
-    with writers[0].engine.connect() as c:
-        assert c.execute(sa.text("SELECT count(*) FROM settlement_days")).scalar_one() == RACES
+    assert count(writers[0], "SELECT count(*) FROM settlement_days") == RACES
+
+
+def test_two_api_processes_expiring_at_once_expire_each_voucher_once(
+    writers: tuple[SqlLedger, SqlLedger],
+) -> None:
+    """Both read the due vouchers before either committed: each wrote their expire events."""
+    campaign = load_campaign(EXAMPLE)
+    writers[0].install_campaign(campaign, EXAMPLE.read_text(), AT)
+    rnd = campaign.rounds[0]
+    t, until = rnd.types[0], AT + timedelta(days=1)
+    expired = 0
+    for w in range(20):
+        claims = [
+            (Voucher(f"v{w}-{n}", t.id, rnd.id, t.category, f"p{n}", ISSUED, AT, AT, until), f"{w}")
+            for n in range(200)
+        ]
+        writers[0].write(functools.partial(insert, claims)).result()
+        expired += sum(at_once(lambda m: expire(writers[m], until).result()))
+    assert expired == 20 * 200
+    events = "SELECT count(*) FROM voucher_events WHERE event = 'expire'"
+    assert count(writers[0], events) == expired

@@ -117,11 +117,13 @@ def _core() -> dict[str, ClauseElement]:
         "refunded_fen": sa.select(
             sa.func.coalesce(sa.func.sum(refunds.c.refund_fen), sa.literal_column("0"))
         ).where(refunds.c.redemption_id == p("redemption_id")),
+        # The due vouchers are locked as their events are written (PostgreSQL): another
+        # process expiring at the same moment waits, then finds them expired and writes none.
         "expire_events": voucher_events.insert().from_select(
             ["voucher_id", "event", "at_us", "ref"],
-            sa.select(v.c.id, lit("expire"), p("at_us"), sa.null()).where(
-                v.c.state == lit("issued"), v.c.valid_until_us <= p("at_us")
-            ),
+            sa.select(v.c.id, lit("expire"), p("at_us"), sa.null())
+            .where(v.c.state == lit("issued"), v.c.valid_until_us <= p("at_us"))
+            .with_for_update(),
         ),
         "expire_vouchers": v.update()
         .where(v.c.state == lit("issued"), v.c.valid_until_us <= p("at_us"))
