@@ -18,9 +18,11 @@ import pytest
 import sqlalchemy as sa
 
 from xfq.adapters.sql.audit import iter_entries
+from xfq.adapters.sql.fraud import store_flags
 from xfq.adapters.sql.ledger import SqlLedger
 from xfq.adapters.sql.settlement import SqlSettlementStore
 from xfq.domain.audit import verify_chain
+from xfq.domain.fraud import Flag, Rule
 from xfq.domain.voucher import Voucher, VoucherState
 from xfq.ports import LedgerTx
 from xfq.services import operations
@@ -124,3 +126,20 @@ def test_two_api_processes_expiring_at_once_expire_each_voucher_once(
     assert expired == 20 * 200
     events = "SELECT count(*) FROM voucher_events WHERE event = 'expire'"
     assert count(writers[0], events) == expired
+
+
+def test_fraud_scans_on_two_api_processes_store_each_flag_once(
+    writers: tuple[SqlLedger, SqlLedger],
+) -> None:
+    """Both found a flag new and inserted it: the second scan failed on its key (a 500)."""
+
+    def scan(wave: int, m: int) -> int:
+        flags = [
+            Flag(Rule.REPEAT_PAIR, f"m{wave}", f"p{n}", ("rd1",), {"n": n}, "same payer")
+            for n in range(RACES)
+        ]
+        return store_flags(writers[m].engine, flags, AT)
+
+    for wave in range(5):
+        assert sum(at_once(functools.partial(scan, wave))) == RACES
+    assert count(writers[0], "SELECT count(*) FROM fraud_flags") == 5 * RACES
