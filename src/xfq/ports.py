@@ -166,7 +166,9 @@ class LedgerTx(LedgerReader, Protocol):
 
     def set_merchant_status(self, merchant_id: str, status: str) -> bool: ...
 
-    def merchant_status(self, merchant_id: str) -> str | None: ...
+    def merchant_status(self, merchant_id: str) -> str | None:
+        """A merchant's status, locked against other writers until the unit commits."""
+        ...
 
     def insert_round_window(
         self,

@@ -8,6 +8,7 @@ the invariant from the ledger afterwards. (Redemptions and refunds: test_checkou
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
@@ -22,11 +23,12 @@ from xfq.adapters.sql.fraud import store_flags
 from xfq.adapters.sql.ledger import SqlLedger
 from xfq.adapters.sql.settlement import SqlSettlementStore
 from xfq.domain.audit import verify_chain
-from xfq.domain.fraud import Flag, Rule
+from xfq.domain.fraud import Flag, FlagStatus, Rule
 from xfq.domain.voucher import Voucher, VoucherState
 from xfq.ports import LedgerTx
 from xfq.services import operations
 from xfq.services.expiry import expire
+from xfq.services.fraud import FlagAlreadyReviewed, Review, review_unit
 from xfq.services.settlement import close_day
 from xfq.spec import load_campaign
 
@@ -67,6 +69,20 @@ def audit_chain(ledger: SqlLedger) -> list[str]:
     assert verify_chain(entries) is None
     assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
     return [e.action for e in entries]
+
+
+def status_changes(ledger: SqlLedger, merchant_id: str) -> list[tuple[str, str]]:
+    """(from, to) of each audited status change of a merchant, in the chain's order."""
+    return [
+        (json.loads(e.details_json)["from"], json.loads(e.details_json)["to"])
+        for e in iter_entries(ledger.engine)
+        if e.subject == merchant_id and e.action != "merchant.enrolled"
+    ]
+
+
+def enroll(ledger: SqlLedger, merchants: list[str]) -> None:
+    for m in merchants:
+        ledger.enroll_merchant(m, m, "retail", AT, status="pending")
 
 
 def test_operators_on_two_api_processes_append_one_unbroken_audit_chain(
@@ -143,3 +159,62 @@ def test_fraud_scans_on_two_api_processes_store_each_flag_once(
     for wave in range(5):
         assert sum(at_once(functools.partial(scan, wave))) == RACES
     assert count(writers[0], "SELECT count(*) FROM fraud_flags") == 5 * RACES
+
+
+def test_status_changes_on_two_api_processes_audit_the_status_each_changed_from(
+    writers: tuple[SqlLedger, SqlLedger],
+) -> None:
+    """An approval and a suspension at once: the later read the merchant before the earlier
+    committed, and its audit entry said "from pending" though it changed an enrolled one."""
+    merchants = [f"m{n}" for n in range(RACES)]
+    enroll(writers[0], merchants)
+
+    def operator(m: int) -> None:
+        status = ("enrolled", "suspended")[m]
+        changes = [
+            operations.set_merchant_status(writers[m], "op", x, status, AT) for x in merchants
+        ]
+        for change in changes:
+            change.result()
+
+    at_once(operator)
+    audit_chain(writers[0])
+    statuses = {x.id: x.status for x in writers[0].merchants()}
+    for merchant in merchants:
+        (_, first), (second, last) = status_changes(writers[0], merchant)
+        assert second == first
+        assert statuses[merchant] == last
+
+
+def test_one_flag_reviewed_at_two_api_processes_at_once_is_reviewed_once(
+    writers: tuple[SqlLedger, SqlLedger],
+) -> None:
+    """The loser is told what the winner decided (it read the flag open before the winner
+    committed: "was open already")."""
+    merchants = [f"m{n}" for n in range(RACES)]
+    enroll(writers[0], merchants)
+    flags = [Flag(Rule.REPEAT_PAIR, x, "p", (), {}, "same payer") for x in merchants]
+    store_flags(writers[0].engine, flags, AT)
+
+    def reviewer(m: int) -> list[str]:
+        decision = (FlagStatus.CONFIRMED, FlagStatus.DISMISSED)[m]
+        reviews = [
+            Review(flag.id, decision, f"op{m}", "looked into it", suspend_merchant=m == 0)
+            for flag in flags
+        ]
+        answers = []
+        for future in [writers[m].write(review_unit(r, AT)) for r in reviews]:
+            try:
+                answers.append(future.result().status.value)
+            except FlagAlreadyReviewed as refused:
+                answers.append(str(refused))
+        return answers
+
+    for flag, *answers in zip(flags, *at_once(reviewer), strict=True):
+        won = [a for a in answers if a in ("confirmed", "dismissed")]
+        assert len(won) == 1
+        assert f"fraud flag {flag.id} was {won[0]} already" in answers
+    actions = audit_chain(writers[0])
+    confirmed = actions.count("flag.confirmed")
+    assert confirmed + actions.count("flag.dismissed") == RACES
+    assert actions.count("merchant.suspended") == confirmed

@@ -63,6 +63,7 @@ class Statements:
     # operators' writes, each in one transaction with its audit entry
     insert_merchant: str
     set_merchant_status: str
+    merchant_to_change: str
     insert_round_window: str
     last_audit: str
     insert_audit: str
@@ -129,6 +130,11 @@ def _core() -> dict[str, ClauseElement]:
         .where(v.c.state == lit("issued"), v.c.valid_until_us <= p("at_us"))
         .values(state=lit("expired")),
         "insert_merchant": _insert(merchants),
+        # Locked (PostgreSQL): a change made meanwhile by another process is waited for, so
+        # the status a change is audited as coming from is the one it replaced.
+        "merchant_to_change": sa.select(merchants.c.status)
+        .where(merchants.c.id == p("id"))
+        .with_for_update(),
         "set_merchant_status": merchants.update()
         .where(merchants.c.id == p("id"))
         .values(status=p("status")),

@@ -331,8 +331,9 @@ class SqlTx:
         return self._run(self._s.set_merchant_status, {"id": merchant_id, "status": status}) == 1
 
     def merchant_status(self, merchant_id: str) -> str | None:
-        row = self._one(self._s.merchant, {"id": merchant_id})
-        return None if row is None else str(row[3])
+        """The merchant's status, its row locked until the transaction ends (PostgreSQL)."""
+        row = self._one(self._s.merchant_to_change, {"id": merchant_id})
+        return None if row is None else str(row[0])
 
     def insert_round_window(
         self,
