@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import struct
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -73,6 +75,33 @@ class SqlLedger:
             return False
         self._lock_holder = holder
         return True
+
+    @contextlib.contextmanager
+    def answering(self, scope: str, key: str) -> Iterator[bool]:
+        """Hold an idempotency key while its request is answered; False if another session
+        holds it. PostgreSQL: a session's advisory lock, so that two API processes cannot both
+        answer one key, and a process that dies frees its keys. SQLite: True (its callers
+        keep their own keys in flight in process)."""
+        if self.engine.dialect.name != "postgresql":
+            yield True
+            return
+        lock, taken, released = _key_lock(scope, key), False, False
+        with storage_errors():
+            holder = self.engine.connect()
+        try:
+            with storage_errors():
+                taken = bool(holder.exec_driver_sql(f"SELECT pg_try_advisory_lock{lock}").scalar())
+                holder.commit()  # the lock is the session's: no transaction stays open
+            yield taken
+        finally:
+            with contextlib.suppress(Exception):
+                if taken:
+                    holder.exec_driver_sql(f"SELECT pg_advisory_unlock{lock}")
+                    holder.commit()
+                released = True
+            if not released:  # the session ends, and the lock with it
+                holder.invalidate()
+            holder.close()
 
     def write(self, unit: Callable[[LedgerTx], T]) -> Future[T]:
         return self._writer.submit(unit)
@@ -299,6 +328,14 @@ class SqlLedger:
         with self._connect() as c:
             for row in c.execute(query):
                 yield row[0], row[1], row[2], row[3], row[4]
+
+
+def _key_lock(scope: str, key: str) -> tuple[int, int]:
+    """An idempotency key's advisory lock: two 32-bit halves of its hash (PostgreSQL keeps
+    two-key locks apart from the one-key locks of the engine and the audit chain)."""
+    digest = hashlib.sha256(f"{scope}\0{key}".encode()).digest()
+    first, second = struct.unpack(">ii", digest[:8])
+    return first, second
 
 
 def _broken(connection: Any) -> bool:
