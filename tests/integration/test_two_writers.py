@@ -218,3 +218,18 @@ def test_one_flag_reviewed_at_two_api_processes_at_once_is_reviewed_once(
     confirmed = actions.count("flag.confirmed")
     assert confirmed + actions.count("flag.dismissed") == RACES
     assert actions.count("merchant.suspended") == confirmed
+
+
+def test_two_api_processes_starting_on_a_fresh_ledger_both_install_the_campaign(
+    writers: tuple[SqlLedger, SqlLedger],
+) -> None:
+    """Both found no campaign and inserted it: the second worker failed to start."""
+    campaign, text = load_campaign(EXAMPLE), EXAMPLE.read_text()
+    for _ in range(10):
+        with writers[0].engine.begin() as c:
+            c.execute(sa.text("DELETE FROM voucher_types"))
+            c.execute(sa.text("DELETE FROM campaigns"))
+        at_once(lambda m: writers[m].install_campaign(campaign, text, AT))
+        assert writers[1].campaign_spec() == text
+        types = count(writers[0], "SELECT count(*) FROM voucher_types")
+        assert types == sum(len(r.types) for r in campaign.rounds)

@@ -16,7 +16,7 @@ _a = tables.audit_log
 # Appends to the chain one at a time across processes (a PostgreSQL lock held until the
 # appending transaction ends): each reads the last entry only once the append before it has
 # committed, so no two entries chain onto the same one. SQLite's writer holds the whole database.
-CHAIN_LOCK = 0x7866_7103  # beside bootstrap.EMBEDDED_ENGINE_LOCK
+CHAIN_LOCK = 0x7866_7103  # beside schema.MIGRATION_LOCK and bootstrap.EMBEDDED_ENGINE_LOCK
 CHAIN_LOCK_SQL = f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})"
 _COLUMNS = (
     _a.c.seq,

@@ -28,6 +28,7 @@ from xfq.domain.voucher import Voucher
 from xfq.ports import LedgerReader, LedgerTx
 
 T = TypeVar("T")
+CAMPAIGN_LOCK = 0x7866_7104  # PostgreSQL advisory lock key held while installing a campaign
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,8 @@ class SqlLedger:
     def install_campaign(self, campaign: Campaign, spec_text: str, at: datetime) -> None:
         """Record the campaign's spec and its voucher types (idempotent for the same spec)."""
         with self._begin() as c:
+            if c.dialect.name == "postgresql":  # workers starting together: one at a time
+                c.exec_driver_sql(f"SELECT pg_advisory_xact_lock({CAMPAIGN_LOCK})")
             exists = c.execute(
                 sa.select(tables.campaigns.c.id).where(tables.campaigns.c.id == campaign.id)
             ).first()
