@@ -125,6 +125,11 @@ class LedgerReader(Protocol):
 class LedgerTx(LedgerReader, Protocol):
     """Reads and writes inside one ledger transaction."""
 
+    def lock_order(self, merchant_id: str, order_ref: str) -> None:
+        """Hold a merchant's order until this transaction ends: another process's writer
+        redeeming for the same order waits, then sees this one's redemption."""
+        ...
+
     def redemption_to_change(self, redemption_id: str) -> Redemption | None:
         """The redemption, locked until this transaction ends (other processes' writers
         changing it wait)."""

@@ -18,15 +18,18 @@ from typing import TypeVar
 import pytest
 import sqlalchemy as sa
 
+from xfq.adapters.ids import RandomIds
 from xfq.adapters.sql.audit import iter_entries
 from xfq.adapters.sql.fraud import store_flags
 from xfq.adapters.sql.ledger import SqlLedger
 from xfq.adapters.sql.settlement import SqlSettlementStore
 from xfq.domain.audit import verify_chain
+from xfq.domain.checkout import CheckoutCode, Order
 from xfq.domain.fraud import Flag, FlagStatus, Rule
 from xfq.domain.voucher import Voucher, VoucherState
 from xfq.ports import LedgerTx
 from xfq.services import operations
+from xfq.services.checkout import RedeemRequest, submit_redeem
 from xfq.services.expiry import expire
 from xfq.services.fraud import FlagAlreadyReviewed, Review, review_unit
 from xfq.services.settlement import close_day
@@ -233,3 +236,32 @@ def test_two_api_processes_starting_on_a_fresh_ledger_both_install_the_campaign(
         assert writers[1].campaign_spec() == text
         types = count(writers[0], "SELECT count(*) FROM voucher_types")
         assert types == sum(len(r.types) for r in campaign.rounds)
+
+
+def test_two_vouchers_for_one_order_at_two_api_processes_redeem_one(
+    writers: tuple[SqlLedger, SqlLedger],
+) -> None:
+    """Each till read the order as having no voucher yet, and both redeemed."""
+    campaign = load_campaign(EXAMPLE)
+    writers[0].install_campaign(campaign, EXAMPLE.read_text(), AT)
+    writers[0].enroll_merchant("shop", "Shop", "retail", AT)
+    rnd, t = campaign.voucher_type("r6-retail-30-6")
+    valid = (rnd.opens_at, rnd.opens_at, rnd.opens_at + timedelta(days=7))
+    claims = [
+        (Voucher(f"v{n}-{m}", t.id, rnd.id, t.category, f"p{n}", ISSUED, *valid), f"k{m}")
+        for n in range(2 * RACES)
+        for m in range(2)
+    ]
+    writers[0].write(functools.partial(insert, claims)).result()
+    now, ids = rnd.opens_at + timedelta(hours=1), RandomIds()
+
+    def till(m: int) -> list[CheckoutCode]:
+        requests = [
+            RedeemRequest("shop", f"p{n}", f"v{n}-{m}", f"o{n}", Order(5000, 0), f"r{n}-{m}")
+            for n in range(2 * RACES)
+        ]
+        sent = [submit_redeem(writers[m], campaign, ids, now, r) for r in requests]
+        return [future.result().code for future in sent]
+
+    for codes in zip(*at_once(till), strict=True):
+        assert sorted(codes) == [CheckoutCode.OK, CheckoutCode.ONE_VOUCHER_PER_ORDER]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NoReturn
@@ -25,6 +26,7 @@ from xfq.domain.voucher import Voucher, VoucherEvent, VoucherState, next_state
 from xfq.ports import TillContext
 
 Row = tuple[Any, ...]
+_LOCK_ORDER = "SELECT pg_advisory_xact_lock(%(key)s)"
 
 
 def _voucher(row: Row) -> Voucher:
@@ -187,6 +189,14 @@ class SqlTx:
     def redemption(self, redemption_id: str) -> Redemption | None:
         row = self._one(self._s.redemption, {"id": redemption_id})
         return None if row is None else _redemption(row)
+
+    def lock_order(self, merchant_id: str, order_ref: str) -> None:
+        """PostgreSQL: an advisory lock on the order, in a statement of its own so that the
+        till's read after it sees a redemption committed meanwhile. SQLite: its writer holds
+        the whole database already."""
+        if self._dialect.name == "postgresql":
+            digest = hashlib.sha256(f"order\0{merchant_id}\0{order_ref}".encode()).digest()
+            self._run(_LOCK_ORDER, {"key": int.from_bytes(digest[:8], "big", signed=True)})
 
     def redemption_to_change(self, redemption_id: str) -> Redemption | None:
         row = self._one(self._s.redemption_to_change, {"id": redemption_id})
