@@ -138,8 +138,9 @@ class SqlTx:
         self._cursor = connection.cursor()
         self._s = statements
         self._dialect = dialect
-        # Inside one write transaction no one else can change a merchant (SQLite has one
-        # writer; PostgreSQL's transaction sees its snapshot), so its row can be kept.
+        # A merchant's row is kept for the write transaction (one batch). SQLite has one
+        # writer; on PostgreSQL a status changed by another process during the batch may go
+        # unseen by the batch's later redemptions, which then count as made before it.
         self._merchants: dict[str, Merchant | None] | None = {} if cache else None
 
     def _one(self, sql: str, params: dict[str, Any]) -> Row | None:
