@@ -18,10 +18,12 @@ from typing import TypeVar
 import pytest
 import sqlalchemy as sa
 
+import spec_text
 from xfq.adapters.ids import RandomIds
 from xfq.adapters.sql.audit import iter_entries
 from xfq.adapters.sql.fraud import store_flags
 from xfq.adapters.sql.ledger import SqlLedger
+from xfq.adapters.sql.rollovers import SqlRolloverStore
 from xfq.adapters.sql.settlement import SqlSettlementStore
 from xfq.domain.audit import verify_chain
 from xfq.domain.checkout import CheckoutCode, Order
@@ -32,8 +34,9 @@ from xfq.services import operations
 from xfq.services.checkout import RedeemRequest, submit_redeem
 from xfq.services.expiry import expire
 from xfq.services.fraud import FlagAlreadyReviewed, Review, review_unit
+from xfq.services.rollover import roll_over
 from xfq.services.settlement import close_day
-from xfq.spec import load_campaign
+from xfq.spec import load_campaign, parse_campaign
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "taiyuan-2022" / "campaign.toml"
 
@@ -265,3 +268,33 @@ def test_two_vouchers_for_one_order_at_two_api_processes_redeem_one(
 
     for codes in zip(*at_once(till), strict=True):
         assert sorted(codes) == [CheckoutCode.OK, CheckoutCode.ONE_VOUCHER_PER_ORDER]
+
+
+def test_two_housekeepers_rolling_one_round_over_at_once_roll_it_over_once(
+    writers: tuple[SqlLedger, SqlLedger],
+) -> None:
+    """Every worker's housekeeper rolls due rounds over; one of two at once records it."""
+    text = (
+        spec_text.campaign("weekly", "Week by week", ("retail",)).replace(
+            "enabled = false\nsources = []", 'enabled = true\nsources = ["unclaimed"]'
+        )
+        + spec_text.round_("r1", 1, "2022-02-26T10:00:00", "2022-03-05T00:00:00")
+        + spec_text.voucher_type("r1-retail-180-40", 180, 40, 3)
+        + spec_text.round_("r2", 2, "2022-03-05T10:00:00", "2022-03-12T00:00:00")
+        + spec_text.voucher_type("r2-retail-180-40", 180, 40, 2)
+    )
+    campaign = parse_campaign(text, "weekly.toml")
+    writers[0].install_campaign(campaign, text, AT)
+    now = datetime(2022, 3, 5, 1, tzinfo=campaign.tz)
+
+    def housekeeper(m: int) -> bool:
+        store = SqlRolloverStore(writers[m].engine)
+        result = roll_over(store, writers[m], campaign, "r1", now)
+        assert result.added_fen == 3 * 4000
+        return result.newly_done
+
+    for _ in range(10):
+        with writers[0].engine.begin() as c:
+            c.execute(sa.text("DELETE FROM rollovers"))
+        assert sorted(at_once(housekeeper)) == [False, True]
+    assert audit_chain(writers[0]) == ["rollover"] * 10
