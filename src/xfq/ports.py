@@ -125,6 +125,11 @@ class LedgerReader(Protocol):
 class LedgerTx(LedgerReader, Protocol):
     """Reads and writes inside one ledger transaction."""
 
+    def lock_order(self, merchant_id: str, order_ref: str) -> None:
+        """Hold a merchant's order until this transaction ends: another process's writer
+        redeeming for the same order waits, then sees this one's redemption."""
+        ...
+
     def redemption_to_change(self, redemption_id: str) -> Redemption | None:
         """The redemption, locked until this transaction ends (other processes' writers
         changing it wait)."""
@@ -166,7 +171,9 @@ class LedgerTx(LedgerReader, Protocol):
 
     def set_merchant_status(self, merchant_id: str, status: str) -> bool: ...
 
-    def merchant_status(self, merchant_id: str) -> str | None: ...
+    def merchant_status(self, merchant_id: str) -> str | None:
+        """A merchant's status, locked against other writers until the unit commits."""
+        ...
 
     def merchant_key(self, key_id: str) -> tuple[str, datetime | None] | None:
         """(merchant id, revoked at or None) of an API key; None when there is no such key."""

@@ -1,8 +1,9 @@
 """Idempotency-Key for the operators' writes: a retry gets the first answer and changes nothing.
 
 Same key and same request: the stored answer. Same key, another request: 422. Same key while
-the first is still being answered: 409. (Claims, redemptions and refunds keep their keys on
-their own ledger rows, decided inside the same transaction as the write.)
+the first is still being answered, in this process or in another on a PostgreSQL ledger: 409.
+(Claims, redemptions and refunds keep their keys on their own ledger rows, decided inside the
+same transaction as the write.)
 """
 
 from __future__ import annotations
@@ -39,21 +40,32 @@ async def once(
         return _replay(stored, digest)
     with _in_flight_lock:
         if (scope, key) in _in_flight:
-            return problem(
-                409,
-                "idempotency_in_flight",
-                "Still working",
-                "a request with this Idempotency-Key is still being answered",
-            )
+            return _in_flight_problem()
         _in_flight.add((scope, key))
     try:
-        answer = await handle()
-        payload = answer.model_dump_json() if hasattr(answer, "model_dump_json") else answer
-        container.ledger.store_answer(scope, key, digest, status, payload, container.clock.now())
-        return Response(payload, status, media_type="application/json")
+        with container.ledger.answering(scope, key) as held:  # against other processes
+            if not held:
+                return _in_flight_problem()
+            stored = container.ledger.stored_answer(scope, key)  # answered there meanwhile
+            if stored is not None:
+                return _replay(stored, digest)
+            answer = await handle()
+            payload = answer.model_dump_json() if hasattr(answer, "model_dump_json") else answer
+            ledger = container.ledger
+            ledger.store_answer(scope, key, digest, status, payload, container.clock.now())
+            return Response(payload, status, media_type="application/json")
     finally:
         with _in_flight_lock:
             _in_flight.discard((scope, key))
+
+
+def _in_flight_problem() -> Response:
+    return problem(
+        409,
+        "idempotency_in_flight",
+        "Still working",
+        "a request with this Idempotency-Key is still being answered",
+    )
 
 
 def _replay(stored: tuple[str, int, str], digest: str) -> Response:

@@ -70,6 +70,8 @@ def redeem_unit(
     """The redemption as a unit of work for the ledger's writer (see `Ledger.send`)."""
 
     def unit(tx: LedgerTx) -> RedeemAnswer:
+        if campaign.checkout.one_voucher_per_order:
+            tx.lock_order(request.merchant_id, request.order_ref)
         context = tx.till_context(
             request.merchant_id, request.idempotency_key, request.voucher_id, request.order_ref
         )

@@ -12,6 +12,12 @@ from xfq.adapters.sql import tables
 from xfq.domain.audit import AuditEntry, next_entry
 
 _a = tables.audit_log
+
+# Appends to the chain one at a time across processes (a PostgreSQL lock held until the
+# appending transaction ends): each reads the last entry only once the append before it has
+# committed, so no two entries chain onto the same one. SQLite's writer holds the whole database.
+CHAIN_LOCK = 0x7866_7103  # beside schema.MIGRATION_LOCK and bootstrap.EMBEDDED_ENGINE_LOCK
+CHAIN_LOCK_SQL = f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})"
 _COLUMNS = (
     _a.c.seq,
     _a.c.at_us,
@@ -56,6 +62,8 @@ def append(
 ) -> AuditEntry:
     """Append an entry inside the caller's transaction, after a write of its own: that write
     holds SQLite's write lock, so no other append can come between the read and the insert."""
+    if c.dialect.name == "postgresql":
+        c.exec_driver_sql(CHAIN_LOCK_SQL)  # its own statement: the read below sees the last commit
     last = c.execute(sa.select(*_COLUMNS).order_by(_a.c.seq.desc()).limit(1)).first()
     entry = next_entry(None if last is None else AuditEntry(*last), actor, action, subject,
                        details, at)  # fmt: skip

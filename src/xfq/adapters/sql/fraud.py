@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import ReturningInsert
 
 from xfq.adapters.sql import tables
 from xfq.adapters.sql.bulk_read import driver_rows
@@ -114,6 +116,7 @@ def store_flags(engine: sa.Engine, flags: list[Flag], at: datetime) -> int:
         known = set(c.execute(sa.select(f.c.id)).scalars())
     # Writes only inside the transaction: SQLite then takes its write lock at the first
     # statement and waits for the ledger's writer, instead of failing on a stale read.
+    insert, new = _insert_if_new(engine.dialect), 0
     with engine.begin() as c:
         for flag in flags:
             values = {
@@ -133,8 +136,17 @@ def store_flags(engine: sa.Engine, flags: list[Flag], at: datetime) -> int:
                 "found_at_us": to_us(at),
                 "status": FlagStatus.OPEN.value,
             }
-            c.execute(f.insert().values(**row, **values))
-    return sum(1 for flag in flags if flag.id not in known)
+            new += len(c.execute(insert.values(**row, **values)).all())
+    return new
+
+
+def _insert_if_new(dialect: sa.Dialect) -> ReturningInsert[tuple[str]]:
+    """A flag's INSERT that leaves one stored meanwhile by another scan (another worker's);
+    it returns the id when it inserted."""
+    f = tables.fraud_flags
+    if dialect.name == "postgresql":
+        return postgresql.insert(f).on_conflict_do_nothing(index_elements=["id"]).returning(f.c.id)
+    return sqlite.insert(f).on_conflict_do_nothing(index_elements=["id"]).returning(f.c.id)
 
 
 def _stored(row: sa.Row[tuple[object, ...]]) -> StoredFlag:

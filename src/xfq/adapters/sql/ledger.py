@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import struct
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -27,6 +29,7 @@ from xfq.domain.voucher import Voucher
 from xfq.ports import LedgerReader, LedgerTx
 
 T = TypeVar("T")
+CAMPAIGN_LOCK = 0x7866_7104  # PostgreSQL advisory lock key held while installing a campaign
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,33 @@ class SqlLedger:
             return False
         self._lock_holder = holder
         return True
+
+    @contextlib.contextmanager
+    def answering(self, scope: str, key: str) -> Iterator[bool]:
+        """Hold an idempotency key while its request is answered; False if another session
+        holds it. PostgreSQL: a session's advisory lock, so that two API processes cannot both
+        answer one key, and a process that dies frees its keys. SQLite: True (its callers
+        keep their own keys in flight in process)."""
+        if self.engine.dialect.name != "postgresql":
+            yield True
+            return
+        lock, taken, released = _key_lock(scope, key), False, False
+        with storage_errors():
+            holder = self.engine.connect()
+        try:
+            with storage_errors():
+                taken = bool(holder.exec_driver_sql(f"SELECT pg_try_advisory_lock{lock}").scalar())
+                holder.commit()  # the lock is the session's: no transaction stays open
+            yield taken
+        finally:
+            with contextlib.suppress(Exception):
+                if taken:
+                    holder.exec_driver_sql(f"SELECT pg_advisory_unlock{lock}")
+                    holder.commit()
+                released = True
+            if not released:  # the session ends, and the lock with it
+                holder.invalidate()
+            holder.close()
 
     def write(self, unit: Callable[[LedgerTx], T]) -> Future[T]:
         return self._writer.submit(unit)
@@ -152,6 +182,8 @@ class SqlLedger:
     def install_campaign(self, campaign: Campaign, spec_text: str, at: datetime) -> None:
         """Record the campaign's spec and its voucher types (idempotent for the same spec)."""
         with self._begin() as c:
+            if c.dialect.name == "postgresql":  # workers starting together: one at a time
+                c.exec_driver_sql(f"SELECT pg_advisory_xact_lock({CAMPAIGN_LOCK})")
             exists = c.execute(
                 sa.select(tables.campaigns.c.id).where(tables.campaigns.c.id == campaign.id)
             ).first()
@@ -330,6 +362,14 @@ class SqlLedger:
         with self._connect() as c:
             for row in c.execution_options(yield_per=10_000).execute(query):
                 yield row[0], row[1], row[2], row[3], row[4]
+
+
+def _key_lock(scope: str, key: str) -> tuple[int, int]:
+    """An idempotency key's advisory lock: two 32-bit halves of its hash (PostgreSQL keeps
+    two-key locks apart from the one-key locks of the engine and the audit chain)."""
+    digest = hashlib.sha256(f"{scope}\0{key}".encode()).digest()
+    first, second = struct.unpack(">ii", digest[:8])
+    return first, second
 
 
 def _broken(connection: Any) -> bool:

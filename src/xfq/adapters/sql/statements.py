@@ -66,6 +66,7 @@ class Statements:
     set_merchant_status: str
     merchant_key: str
     revoke_merchant_key: str
+    merchant_to_change: str
     insert_round_window: str
     last_audit: str
     insert_audit: str
@@ -120,16 +121,23 @@ def _core() -> dict[str, ClauseElement]:
         "refunded_fen": sa.select(
             sa.func.coalesce(sa.func.sum(refunds.c.refund_fen), sa.literal_column("0"))
         ).where(refunds.c.redemption_id == p("redemption_id")),
+        # The due vouchers are locked as their events are written (PostgreSQL): another
+        # process expiring at the same moment waits, then finds them expired and writes none.
         "expire_events": voucher_events.insert().from_select(
             ["voucher_id", "event", "at_us", "ref"],
-            sa.select(v.c.id, lit("expire"), p("at_us"), sa.null()).where(
-                v.c.state == lit("issued"), v.c.valid_until_us <= p("at_us")
-            ),
+            sa.select(v.c.id, lit("expire"), p("at_us"), sa.null())
+            .where(v.c.state == lit("issued"), v.c.valid_until_us <= p("at_us"))
+            .with_for_update(),
         ),
         "expire_vouchers": v.update()
         .where(v.c.state == lit("issued"), v.c.valid_until_us <= p("at_us"))
         .values(state=lit("expired")),
         "insert_merchant": _insert(merchants),
+        # Locked (PostgreSQL): a change made meanwhile by another process is waited for, so
+        # the status a change is audited as coming from is the one it replaced.
+        "merchant_to_change": sa.select(merchants.c.status)
+        .where(merchants.c.id == p("id"))
+        .with_for_update(),
         "set_merchant_status": merchants.update()
         .where(merchants.c.id == p("id"))
         .values(status=p("status")),

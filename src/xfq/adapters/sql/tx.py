@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NoReturn
 
 import sqlalchemy as sa
 
+from xfq.adapters.sql.audit import CHAIN_LOCK_SQL
 from xfq.adapters.sql.errors import translate
 from xfq.adapters.sql.statements import (
     MAX_ROWS_PER_INSERT,
@@ -24,6 +26,7 @@ from xfq.domain.voucher import Voucher, VoucherEvent, VoucherState, next_state
 from xfq.ports import TillContext
 
 Row = tuple[Any, ...]
+_LOCK_ORDER = "SELECT pg_advisory_xact_lock(%(key)s)"
 
 
 def _voucher(row: Row) -> Voucher:
@@ -135,8 +138,9 @@ class SqlTx:
         self._cursor = connection.cursor()
         self._s = statements
         self._dialect = dialect
-        # Inside one write transaction no one else can change a merchant (SQLite has one
-        # writer; PostgreSQL's transaction sees its snapshot), so its row can be kept.
+        # A merchant's row is kept for the write transaction (one batch). SQLite has one
+        # writer; on PostgreSQL a status changed by another process during the batch may go
+        # unseen by the batch's later redemptions, which then count as made before it.
         self._merchants: dict[str, Merchant | None] | None = {} if cache else None
 
     def _one(self, sql: str, params: dict[str, Any]) -> Row | None:
@@ -186,6 +190,14 @@ class SqlTx:
     def redemption(self, redemption_id: str) -> Redemption | None:
         row = self._one(self._s.redemption, {"id": redemption_id})
         return None if row is None else _redemption(row)
+
+    def lock_order(self, merchant_id: str, order_ref: str) -> None:
+        """PostgreSQL: an advisory lock on the order, in a statement of its own so that the
+        till's read after it sees a redemption committed meanwhile. SQLite: its writer holds
+        the whole database already."""
+        if self._dialect.name == "postgresql":
+            digest = hashlib.sha256(f"order\0{merchant_id}\0{order_ref}".encode()).digest()
+            self._run(_LOCK_ORDER, {"key": int.from_bytes(digest[:8], "big", signed=True)})
 
     def redemption_to_change(self, redemption_id: str) -> Redemption | None:
         row = self._one(self._s.redemption_to_change, {"id": redemption_id})
@@ -330,8 +342,9 @@ class SqlTx:
         return self._run(self._s.set_merchant_status, {"id": merchant_id, "status": status}) == 1
 
     def merchant_status(self, merchant_id: str) -> str | None:
-        row = self._one(self._s.merchant, {"id": merchant_id})
-        return None if row is None else str(row[3])
+        """The merchant's status, its row locked until the transaction ends (PostgreSQL)."""
+        row = self._one(self._s.merchant_to_change, {"id": merchant_id})
+        return None if row is None else str(row[0])
 
     def merchant_key(self, key_id: str) -> tuple[str, datetime | None] | None:
         row = self._one(self._s.merchant_key, {"key_id": key_id})
@@ -362,6 +375,9 @@ class SqlTx:
         self._run(self._s.insert_round_window, params)
 
     def last_audit_entry(self) -> AuditEntry | None:
+        """The chain's last entry, locked for this transaction's append (see audit.py)."""
+        if self._dialect.name == "postgresql":
+            self._run(CHAIN_LOCK_SQL, {})
         row = self._one(self._s.last_audit, {})
         return None if row is None else AuditEntry(*row)
 
