@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
 
+from xfq.adapters.sql.errors import DATABASE_ERRORS, translate
 from xfq.api.auth.merchant_signature import NonceStoreFull, SignatureError
 from xfq.api.auth.tokens import AuthError
 from xfq.domain.errors import (
@@ -104,6 +105,16 @@ def _domain(_request: Request, error: Exception) -> Response:
     return problem(409, error.code, "Not possible now", str(error))
 
 
+def _database(request: Request, error: Exception) -> Response:
+    """A driver's error that a store let through (not every store maps its own): the same
+    answer as the ledger's, 503 with Retry-After for a server out of reach, 409 a conflict."""
+    mapped = translate(error)
+    if mapped is None:
+        return _unexpected(request, error)
+    log.warning("database error answered as %s: %s", mapped.code, error)
+    return _domain(request, mapped)
+
+
 def _unexpected(_request: Request, error: Exception) -> Response:
     log.exception("unexpected error", exc_info=error)
     return problem(500, "internal_error", "Something went wrong", "the error was logged")
@@ -114,4 +125,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(AuthError, _auth)
     app.add_exception_handler(XfqError, _domain)
+    for database_error in DATABASE_ERRORS:
+        app.add_exception_handler(database_error, _database)
     app.add_exception_handler(Exception, _unexpected)

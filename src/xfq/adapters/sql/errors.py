@@ -30,6 +30,10 @@ _UNAVAILABLE = (
 )
 
 
+# Every error a database call can raise: what `translate` reads
+DATABASE_ERRORS = (sa.exc.SQLAlchemyError, sqlite3.Error, psycopg.Error)
+
+
 def translate(error: BaseException) -> XfqError | None:
     """The domain error for a driver's (or SQLAlchemy's) database error; None if not one."""
     if isinstance(error, XfqError):
