@@ -331,6 +331,11 @@ BENCHES = [
         embedded("plenty", "spread", "granian", credential="pass"),
     ),
     Bench(
+        "embedded-granian-pass-asgi",
+        "as `embedded-granian-pass`, granian's ASGI interface",
+        embedded("plenty", "spread", "granian-asgi", credential="pass"),
+    ),
+    Bench(
         "embedded-sold-out",
         "embedded engine: a type of one voucher, every later claim sold_out",
         embedded("one", "spread"),
@@ -432,6 +437,7 @@ TARGETS = (
     ("embedded (granian) issued ≥ 0.5 × its ceiling", "embedded-granian", "granian-1w", 0.5),
     ("  the same with claim passes", "embedded-granian-pass", "granian-1w", 0.5),
     ("  the same, against the RSGI hello-world", "embedded-granian-pass", "granian-rsgi-1w", 0.5),
+    ("  the same, granian's ASGI interface", "embedded-granian-pass-asgi", "granian-1w", 0.5),
     ("embedded issued ≥ 0.5 × 1-worker ceiling", "embedded", "ceiling-1w", 0.5),
     ("  the same with claim passes", "embedded-pass", "ceiling-1w", 0.5),
     ("sold_out ≥ 1.0 × 1-worker ceiling (embedded)", "embedded-sold-out", "ceiling-1w", 1.0),
