@@ -179,6 +179,10 @@ class LedgerTx(LedgerReader, Protocol):
         """(merchant id, revoked at or None) of an API key; None when there is no such key."""
         ...
 
+    def insert_merchant_key(self, key_id: str, merchant_id: str, secret: str, at: datetime) -> None:
+        """A new live API key of the merchant."""
+        ...
+
     def revoke_merchant_key(self, key_id: str, at: datetime) -> bool:
         """Mark a live key revoked at `at`; False when it was revoked already."""
         ...

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import Api
+from conftest import Api, Till
 from typer.testing import CliRunner, Result
 
 from xfq.adapters.sql.fraud import store_flags
@@ -33,8 +33,8 @@ def intrude(api: Api, statement: str) -> None:
         c.execute(sa.text(statement))
 
 
-async def operator_day(api: Api) -> None:
-    await api.enroll("shop-1", "retail")
+async def operator_day(api: Api) -> Till:
+    till = await api.enroll("shop-1", "retail")
     await api.enroll("shop-2", "catering")
     for action in ("suspend", "reinstate"):
         answer = await api.client.post(
@@ -43,10 +43,11 @@ async def operator_day(api: Api) -> None:
         assert answer.status_code == 200, answer.text
     opened = await api.client.post("/v1/ops/rounds/r6/open", headers=api.ops("open-1"))
     assert opened.status_code == 200, opened.text
+    return till
 
 
 async def test_operator_actions_are_audited_and_auditors_can_read_and_verify(api: Api) -> None:
-    await operator_day(api)
+    till = await operator_day(api)
     auditor = api.token("aud", Role.AUDITOR)
     page = await api.client.get("/v1/audit/entries", headers=auditor)
     assert page.status_code == 200, page.text
@@ -60,6 +61,9 @@ async def test_operator_actions_are_audited_and_auditors_can_read_and_verify(api
         (6, "merchant.reinstated", "shop-1"),
         (7, "round.opened", "r6"),
     ]
+    # an approval names the API key it issued, never the key's secret
+    assert entries[1]["details"] == {"from": "pending", "to": "enrolled", "key_id": till.key_id}
+    assert till.secret.decode() not in page.text
     assert entries[4]["actor"] == "op1" and entries[4]["details"] == {
         "from": "enrolled",
         "to": "suspended",

@@ -109,9 +109,13 @@ async def approve_merchant(
     works until it is revoked."""
 
     async def handle() -> MerchantKeyOut:
-        await _set_status(container, who.subject, merchant_id, "enrolled")
         key_id, secret = f"mk_{secrets.token_urlsafe(9)}", secrets.token_urlsafe(32)
-        container.ledger.add_merchant_key(key_id, merchant_id, secret, container.clock.now())
+        at = container.clock.now()
+        await asyncio.wrap_future(
+            operations.approve_merchant(
+                container.ledger, who.subject, merchant_id, key_id, secret, at
+            )
+        )
         container.merchant_keys[key_id] = (secret.encode(), merchant_id)
         return MerchantKeyOut(merchant_id=merchant_id, key_id=key_id, secret=secret)
 

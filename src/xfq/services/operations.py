@@ -29,7 +29,13 @@ def enroll_merchant(
 
 
 def set_merchant_status_unit(
-    tx: LedgerTx, actor: str, merchant_id: str, status: str, at: datetime, reason: str = ""
+    tx: LedgerTx,
+    actor: str,
+    merchant_id: str,
+    status: str,
+    at: datetime,
+    reason: str = "",
+    key_id: str = "",
 ) -> str:
     """Move a merchant to `status` and audit it; the status it had before."""
     before = tx.merchant_status(merchant_id)
@@ -40,6 +46,7 @@ def set_merchant_status_unit(
     if status == "enrolled" and before == "suspended":
         action = "merchant.reinstated"
     details = {"from": before, "to": status} | ({"reason": reason} if reason else {})
+    details |= {"key_id": key_id} if key_id else {}
     record(tx, actor, action, merchant_id, details, at)
     return before
 
@@ -48,6 +55,19 @@ def set_merchant_status(
     ledger: Ledger, actor: str, merchant_id: str, status: str, at: datetime
 ) -> Future[str]:
     return ledger.write(lambda tx: set_merchant_status_unit(tx, actor, merchant_id, status, at))
+
+
+def approve_merchant(
+    ledger: Ledger, actor: str, merchant_id: str, key_id: str, secret: str, at: datetime
+) -> Future[None]:
+    """Approve a merchant and give it an API key, in one write: the audit entry names the key
+    (never its secret), so a leaked key can be traced to the approval that issued it."""
+
+    def unit(tx: LedgerTx) -> None:
+        set_merchant_status_unit(tx, actor, merchant_id, "enrolled", at, key_id=key_id)
+        tx.insert_merchant_key(key_id, merchant_id, secret, at)
+
+    return ledger.write(unit)
 
 
 def revoke_merchant_key(

@@ -65,6 +65,7 @@ class Statements:
     insert_merchant: str
     set_merchant_status: str
     merchant_key: str
+    insert_merchant_key: str
     revoke_merchant_key: str
     merchant_to_change: str
     insert_round_window: str
@@ -144,6 +145,7 @@ def _core() -> dict[str, ClauseElement]:
         "merchant_key": sa.select(k.c.merchant_id, k.c.revoked_at_us).where(
             k.c.key_id == p("key_id")
         ),
+        "insert_merchant_key": _insert(k, "revoked_at_us"),
         "revoke_merchant_key": k.update()
         .where(k.c.key_id == p("key_id"), k.c.revoked_at_us.is_(None))
         .values(revoked_at_us=p("at_us")),

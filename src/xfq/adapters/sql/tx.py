@@ -352,6 +352,10 @@ class SqlTx:
             return None
         return str(row[0]), None if row[1] is None else from_us(row[1])
 
+    def insert_merchant_key(self, key_id: str, merchant_id: str, secret: str, at: datetime) -> None:
+        params = {"key_id": key_id, "merchant_id": merchant_id, "secret": secret}
+        self._run(self._s.insert_merchant_key, params | {"created_at_us": to_us(at)})
+
     def revoke_merchant_key(self, key_id: str, at: datetime) -> bool:
         return self._run(self._s.revoke_merchant_key, {"key_id": key_id, "at_us": to_us(at)}) == 1
 
