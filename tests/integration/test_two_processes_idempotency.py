@@ -48,12 +48,10 @@ async def approve(container: Container, merchant: str) -> str:
     """The approval route's work under `once`: what the request was answered."""
 
     async def handle() -> str:
-        ledger = container.ledger
+        key_id, secret = f"mk_{secrets.token_hex(6)}", secrets.token_hex(8)
         await asyncio.wrap_future(
-            operations.set_merchant_status(ledger, "op", merchant, "enrolled", AT)
+            operations.approve_merchant(container.ledger, "op", merchant, key_id, secret, AT)
         )
-        key_id = f"mk_{secrets.token_hex(6)}"
-        ledger.add_merchant_key(key_id, merchant, secrets.token_hex(8), AT)
         return json.dumps({"key_id": key_id})
 
     path = f"/v1/ops/merchants/{merchant}/approve"

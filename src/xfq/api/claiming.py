@@ -36,7 +36,7 @@ from xfq.services.waiting_room import AdmissionRefused
 
 MAX_BODY_BYTES = 4096
 _KEY = re.compile(KEY_PATTERN)
-_JSON = ("content-type", "application/json")
+_JSON_ONLY = [("content-type", "application/json")]  # shared: read, never appended to
 Header = Callable[[str], str | None]
 Answer = tuple[int, dict[str, Any], list[tuple[str, str]]]  # status, JSON body, headers
 Scope = dict[str, Any]
@@ -160,7 +160,7 @@ class ClaimFront:
         started = time.perf_counter()
         status, out, headers = await self._claim(header, address, body)
         self.metrics.claim_answered(out.get("code", str(status)), time.perf_counter() - started)
-        return status, orjson.dumps(out), headers or [_JSON]
+        return status, orjson.dumps(out), headers or _JSON_ONLY
 
     async def _claim(self, header: Header, address: str, body: bytes | None) -> Answer:
         ticket = self.admission.enter(time.perf_counter())
@@ -181,8 +181,11 @@ class ClaimFront:
     def _answered_from_memory(self, body: bytes | None) -> bool:
         """The claim names a type this process answers sold out without its store."""
         type_id, problem = _type_id(body)
+        return problem is None and self._sold_out_here(type_id)
+
+    def _sold_out_here(self, type_id: str) -> bool:
         engine = self.container.engine
-        return problem is None and engine is not None and engine.sold_out(type_id)
+        return engine is not None and engine.sold_out(type_id)
 
     async def _admitted(self, header: Header, address: str, body: bytes | None) -> Answer:
         now = self.container.clock.now()
@@ -207,8 +210,7 @@ class ClaimFront:
             return _problem(422, "invalid_request", problem)
         # The limits protect the store and the fairness of the grab: a type this process
         # answers sold out from memory needs neither, and its answer costs less than a 429.
-        engine = self.container.engine
-        if engine is None or not engine.sold_out(type_id):
+        if not self._sold_out_here(type_id):
             wait_s = self.limiter.check(citizen.person_id, address, now)
             if wait_s is not None:
                 return _problem(

@@ -38,9 +38,6 @@ class RsgiApp:
         else:
             await serve_asgi(self.front.app, scope, proto)
 
-    def __rsgi_init__(self, _loop: Any) -> None:
-        pass
-
     def __rsgi_del__(self, _loop: Any) -> None:
         self._shutdown()
 

@@ -253,14 +253,6 @@ class SqlLedger:
             rows = c.execute(sa.select(m.c.id, m.c.name, m.c.category, m.c.status).order_by(m.c.id))
             return [MerchantRow(*row) for row in rows]
 
-    def add_merchant_key(self, key_id: str, merchant_id: str, secret: str, at: datetime) -> None:
-        with self._begin() as c:
-            c.execute(
-                tables.merchant_keys.insert().values(
-                    key_id=key_id, merchant_id=merchant_id, secret=secret, created_at_us=to_us(at)
-                )
-            )
-
     def merchant_keys(self) -> dict[str, tuple[bytes, str]]:
         """Live API keys: key id -> (secret, merchant id)."""
         k = tables.merchant_keys
