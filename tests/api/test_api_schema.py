@@ -68,32 +68,55 @@ def test_every_operation_answers_within_its_schema(case: schemathesis.Case[Any])
 
 # --- stateful: claim → wallet → till code → quote → redeem → redemption → refund -------------
 
-# A server of its own: the stateless run above cancels rounds and suspends shops at random.
-(_JOURNEY_DIR := _DIR / "journey").mkdir(exist_ok=True)
-JOURNEY_APP, _, JOURNEY_OPERATOR = _app(_JOURNEY_DIR)
+
+class _FreshServer:
+    """The journey's server, built anew for every example (a server of its own: the stateless run
+    above cancels rounds and suspends shops at random). Hypothesis replays choices and expects
+    them to lead where they led before; on a shared ledger a voucher an earlier example redeemed,
+    or an order number it used, answers differently and the journey is reported as flaky."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.examples = itertools.count()
+        self.app: Any = None
+        self.operator = ""
+        self.renew()
+
+    def renew(self) -> None:
+        here = self.directory / str(next(self.examples))
+        here.mkdir(parents=True)
+        self.app, _, self.operator = _app(here)
+        _enroll_shop(self.app, self.operator)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
 RETAIL_TYPES = [t.id for t in CAMPAIGN.round("r6").types if t.category == "retail"]
 SHOP = "fuzz-shop"
 
 
-def _enroll_shop() -> None:
+def _enroll_shop(app: Any, operator: str) -> None:
     """A retail shop the tills' requests act as (its signature is tested elsewhere)."""
     from xfq.api.deps import merchant
 
-    inner = JOURNEY_APP.app  # type: ignore[attr-defined]  # the FastAPI app behind the claim front
-    client = TestClient(JOURNEY_APP)  # type: ignore[arg-type]
-    headers = {"Authorization": f"Bearer {JOURNEY_OPERATOR}", "Idempotency-Key": "enroll-shop"}
+    client = TestClient(app)
+    headers = {"Authorization": f"Bearer {operator}", "Idempotency-Key": "enroll-shop"}
     body = {"id": SHOP, "name": "fuzz shop", "category": "retail"}
     assert client.post("/v1/ops/merchants", json=body, headers=headers).status_code == 201
     headers["Idempotency-Key"] = "approve-shop"
     assert client.post(f"/v1/ops/merchants/{SHOP}/approve", headers=headers).status_code == 200
-    inner.dependency_overrides[merchant] = lambda: SHOP
+    app.app.dependency_overrides[merchant] = lambda: SHOP  # the FastAPI app behind the claim front
+
+
+JOURNEY_SERVER = _FreshServer(_DIR / "journey")
 
 
 # The journey's operations only: the stateless test above covers the others, and an operator's
 # cancelled round or suspended shop would end every journey early. Schema-valid requests only:
 # the tills' signatures are taken as given here (tested elsewhere), so a request without them
 # would be accepted.
-JOURNEY = schemathesis.openapi.from_asgi("/openapi.json", JOURNEY_APP).include(
+JOURNEY = schemathesis.openapi.from_asgi("/openapi.json", JOURNEY_SERVER).include(
     path_regex=r"^/v1/(claims|wallet|vouchers/|merchant/(quotes|redemptions))"
 )
 JOURNEY.config.generation.update(modes=[GenerationMode.POSITIVE])
@@ -106,6 +129,11 @@ class VoucherJourney(JOURNEY.as_state_machine()):  # type: ignore[misc]
 
     person = "fuzz-citizen"
 
+    def __init__(self) -> None:
+        super().__init__()
+        JOURNEY_SERVER.renew()
+        HOLDERS.clear()
+
     def before_call(self, case: schemathesis.Case[Any]) -> None:
         body = case.body
         if case.path != "/v1/claims" or not isinstance(body, dict) or set(body) != {"type_id"}:
@@ -116,7 +144,7 @@ class VoucherJourney(JOURNEY.as_state_machine()):  # type: ignore[misc]
 
     def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
         self.person = _citizen_for(case)
-        token = JOURNEY_OPERATOR if case.path.startswith("/v1/ops") else _token(self.person)
+        token = JOURNEY_SERVER.operator if case.path.startswith("/v1/ops") else _token(self.person)
         headers = dict(case.headers or {})
         # A new key for every call: schemathesis draws keys from a small space, and a key it
         # drew twice for two different bodies is rightly refused (422 idempotency_conflict),
@@ -146,7 +174,7 @@ def _citizen_for(case: schemathesis.Case[Any]) -> str:
 
 
 def _token(person: str) -> str:
-    container = JOURNEY_APP.app.state.container  # type: ignore[attr-defined]
+    container = JOURNEY_SERVER.app.app.state.container
     token: str = container.dev_issuer.token(
         person, Role.CITIZEN, container.clock.now(), ttl=timedelta(days=1)
     )
@@ -154,7 +182,6 @@ def _token(person: str) -> str:
 
 
 def test_a_voucher_journey_along_the_links_stays_within_the_schema() -> None:
-    _enroll_shop()
     VoucherJourney.run(
         settings=settings(
             max_examples=STATEFUL_EXAMPLES,
