@@ -42,6 +42,7 @@ from harness import (
 SPEC = HERE / "bench-campaign.toml"
 ROUND = "b1"
 OPENS_AT = "2022-03-05T10:00:00+08:00"  # the bench round's opening; the server's clock stands here
+EARLY = "2022-03-05T09:30:00+08:00"  # half an hour before: passes handed out, claims not_open
 WARMUP_S = 2.0
 
 
@@ -181,15 +182,24 @@ def embedded(
 
 
 def on_redis(
-    type_id: str, mode: str, workers: int, window_ms: float = 0.0, credential: str = "bearer"
+    type_id: str,
+    mode: str,
+    workers: int,
+    window_ms: float = 0.0,
+    credential: str = "bearer",
+    clock: str = OPENS_AT,
 ) -> Callable[[argparse.Namespace, Path], Load]:
     def run(args: argparse.Namespace, workdir: Path) -> Load:
         tokens = tokens_file(args.people if mode == "spread" else 1)
-        env = _xfq_env(per_person_limit=mode != "same") | {"XFQ_REDIS_WINDOW_MS": str(window_ms)}
+        env = _xfq_env(per_person_limit=mode != "same") | {
+            "XFQ_REDIS_WINDOW_MS": str(window_ms),
+            "XFQ_SIMULATED_START": clock,
+        }
         with redis_server(workdir) as (_redis_port, url):
             with redis_xfq_server(workdir, env, url, workers) as (port, ledger):
                 window = f"-window{window_ms:g}ms" if window_ms else ""
-                name = f"redis-{workers}w-{type_id}-{mode}{window}-{credential}"
+                early = "-early" if clock != OPENS_AT else ""
+                name = f"redis-{workers}w-{type_id}-{mode}{window}{early}-{credential}"
                 load = _claims(args, name, port, type_id, mode, tokens, credential)
             # What the persisters had not moved when the server stopped is moved now, then
             # every check holds or the run fails: Redis against the ledger included.
@@ -396,6 +406,11 @@ BENCHES = [
         on_redis("one", "spread", 2, credential="pass"),
     ),
     Bench(
+        "redis-not-open-pass",
+        "Redis engine, 2 workers, the clock half an hour before the opening: not_open from memory",
+        on_redis("plenty", "spread", 2, credential="pass", clock=EARLY),
+    ),
+    Bench(
         "redis-limit",
         "Redis engine, 2 workers: one person claiming again and again, limit_reached",
         on_redis("plenty", "same", 2),
@@ -429,6 +444,8 @@ TARGETS = (
     ("Redis sold_out ≥ 1.0 × 2-worker ceiling", "redis-sold-out", "granian-2w", 1.0),
     ("  the same with claim passes", "redis-sold-out-pass", "granian-2w", 1.0),
     ("  the same, against the RSGI hello-world", "redis-sold-out-pass", "granian-rsgi-2w", 1.0),
+    ("Redis not_open ≥ 1.0 × 2-worker ceiling", "redis-not-open-pass", "granian-2w", 1.0),
+    ("  the same, against the RSGI hello-world", "redis-not-open-pass", "granian-rsgi-2w", 1.0),
     ("Redis limit_reached ≥ 1.0 × 2-worker ceiling", "redis-limit", "granian-2w", 1.0),
     ("Redis issued ≥ 10 × the conventional design", "redis", "conventional", 10.0),
     ("  the same with claim passes", "redis-pass", "conventional", 10.0),

@@ -64,9 +64,10 @@ class ClaimEngine(Protocol):
 
     def remaining(self, type_id: str) -> int: ...
 
-    def sold_out(self, type_id: str) -> bool:
-        """True when this process answers claims of `type_id` from memory, without a store
-        round trip, because none is left (the claim front never sheds those)."""
+    def answers_from_memory(self, type_id: str, now: datetime) -> bool:
+        """True when this process answers a claim of `type_id` at `now` from memory, without a
+        store round trip: none is left, or its round has not opened (the claim front neither
+        sheds nor rate-limits those)."""
         ...
 
     def close(self) -> None: ...

@@ -1,14 +1,17 @@
-"""The grab's rate limits over HTTP: a person past their burst waits; sold out never waits."""
+"""The grab's rate limits over HTTP: a person past their burst waits; sold out and not yet open
+never wait."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from bench_api import bench_api
+from bench_api import OPENING, bench_api
+from xfq.adapters.clock import SimulatedClock
 from xfq.api.auth.tokens import Role
 from xfq.bootstrap import Container
 
@@ -69,3 +72,17 @@ async def test_an_invalid_claim_is_refused_for_what_is_wrong_not_for_the_rate(
     bad_key = await _claim(api, "p1", "plenty", "not a key!")
     assert bad_key.status_code == 422
     assert "Idempotency-Key" in bad_key.json()["detail"]
+
+
+async def test_not_open_answers_take_nothing_from_a_persons_limit(
+    api: tuple[Container, httpx.AsyncClient],
+) -> None:
+    container, _ = api
+    clock = container.clock
+    assert isinstance(clock, SimulatedClock)
+    clock.set(OPENING - timedelta(minutes=1))  # people press before 10:00
+    early = [await _claim(api, "eager", "plenty", f"k{n}") for n in range(5 * BURST)]
+    assert {(a.status_code, a.json()["code"]) for a in early} == {(200, "not_open")}
+    clock.set(OPENING)
+    # none of eager's burst went on the early presses: their claim at the opening is decided
+    assert (await _claim(api, "eager", "plenty", "k-open")).json()["code"] == "issued"

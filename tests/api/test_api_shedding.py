@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from bench_api import bench_api
+from bench_api import OPENING, bench_api
+from xfq.adapters.clock import SimulatedClock
 from xfq.api.admission import Ticket
 from xfq.api.app import create_app
 from xfq.api.auth.tokens import Role
@@ -76,6 +78,23 @@ async def test_a_sold_out_type_is_answered_from_memory_even_when_the_server_is_f
     assert shed.status_code == 429 and shed.json()["code"] == "overloaded"
     app.admission.leave(held)
     assert (await _claim(front, "third", "plenty")).status_code == 201
+
+
+async def test_presses_before_the_opening_are_answered_from_memory_even_when_the_server_is_full(
+    front: tuple[ClaimFront, httpx.AsyncClient],
+) -> None:
+    app, _ = front
+    clock = app.container.clock
+    assert isinstance(clock, SimulatedClock)
+    clock.set(OPENING - timedelta(seconds=1))
+    held = app.admission.enter(0.0)  # the one place in flight is taken
+    assert isinstance(held, Ticket)
+    early = await _claim(front, "eager", "plenty")
+    assert early.status_code == 200 and early.json()["code"] == "not_open"
+    clock.set(OPENING)
+    shed = await _claim(front, "eager", "plenty")
+    assert shed.status_code == 429 and shed.json()["code"] == "overloaded"
+    app.admission.leave(held)
 
 
 async def test_a_claim_before_any_campaign_is_loaded_is_a_409_problem(tmp_path: Path) -> None:

@@ -32,9 +32,10 @@ from servers.redis_fixtures import (  # noqa: F401  # noqa: F401
     redis_server_session,
 )
 from servers.redis_servers import RedisServer
+from xfq.adapters.ids import RandomIds
 from xfq.adapters.redis import connect
 from xfq.adapters.redis.connect import sync_client
-from xfq.adapters.redis.engine import SCRIPT_CODES
+from xfq.adapters.redis.engine import SCRIPT_CODES, RedisClaimEngine
 from xfq.adapters.redis.persister import Persister
 from xfq.adapters.redis.reconcile import check_redis, repair_gaps
 from xfq.adapters.redis.scripts import CLAIM_SCRIPT
@@ -356,6 +357,72 @@ def test_a_sold_out_type_is_answered_without_redis(
         with pytest.raises(XfqError):  # a type not sold out needs Redis
             asyncio.run(grab(rig, [claim_of("late", HOME)]))
     finally:
+        rig.stop()
+
+
+BEFORE = R1.opens_at - timedelta(minutes=1)
+
+
+def _learns_not_open(engine: RedisClaimEngine, type_id: str) -> bool:
+    """Ask until the engine answers `type_id` at BEFORE from memory (its first answers ask
+    Redis while it reads the openings)."""
+    deadline = time.monotonic() + ANSWER_TIMEOUT_S
+    while time.monotonic() < deadline:
+        answer = engine.claim_sync(claim_of("early", type_id), BEFORE)
+        assert answer.code is ClaimCode.NOT_OPEN, answer
+        if engine.answers_from_memory(type_id, BEFORE):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_a_round_not_yet_open_is_answered_without_redis(
+    tmp_path: Path,
+    own_redis_server: RedisServer,  # noqa: F811
+) -> None:
+    rig = start(tmp_path, own_redis_server)
+    try:
+        assert rig.engine is not None
+        assert _learns_not_open(rig.engine, SCARCE)
+
+        own_redis_server.kill()
+
+        early = asyncio.run(
+            asyncio.wait_for(rig.engine.claim(claim_of("eager", HOME, "k2"), BEFORE), 5)
+        )
+        assert early.code is ClaimCode.NOT_OPEN
+        assert R1.opens_at.isoformat() in early.reason  # as Redis's answer words it
+        with pytest.raises(XfqError):  # at the opening the claim needs Redis
+            asyncio.run(grab(rig, [claim_of("eager", HOME, "k3")]))
+    finally:
+        rig.stop()
+
+
+def test_a_round_an_operator_opens_early_elsewhere_is_claimable_here_within_seconds(
+    tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    rig = start(tmp_path, redis_server)
+    elsewhere = RedisClaimEngine(CAMPAIGN, rig.url, RandomIds())
+    try:
+        assert rig.engine is not None
+        here = rig.engine
+        assert _learns_not_open(here, HOME)
+
+        elsewhere.replace_campaign(CAMPAIGN.with_claim_window("r1", BEFORE, R1.claim_closes_at))
+
+        waited, answers = time.monotonic(), list[ClaimAnswer]()
+        while time.monotonic() - waited < ANSWER_TIMEOUT_S:
+            answers.append(here.claim_sync(claim_of(len(answers), HOME), BEFORE))
+            if answers[-1].code is ClaimCode.ISSUED:
+                break
+            time.sleep(0.05)
+        assert answers[-1].code is ClaimCode.ISSUED
+        assert {a.code for a in answers[:-1]} <= {ClaimCode.NOT_OPEN}
+        by_type, _ = ledger_counts(rig)
+        assert by_type[HOME] == 1  # the voucher it answered is the one Redis recorded
+    finally:
+        elsewhere.close()
         rig.stop()
 
 

@@ -164,7 +164,8 @@ class ClaimFront:
 
     async def _claim(self, header: Header, address: str, body: bytes | None) -> Answer:
         ticket = self.admission.enter(time.perf_counter())
-        if isinstance(ticket, Shed) and not self._answered_from_memory(body):
+        now = self.container.clock.now()
+        if isinstance(ticket, Shed) and not self._answered_from_memory(body, now):
             self.metrics.claim_shed(ticket.value)
             return _problem(
                 429,
@@ -173,22 +174,24 @@ class ClaimFront:
                 retry_after=self.admission.retry_after_s(),
             )
         try:
-            return await self._admitted(header, address, body)
+            return await self._admitted(header, address, body, now)
         finally:
             if isinstance(ticket, Ticket):
                 self.admission.leave(ticket)
 
-    def _answered_from_memory(self, body: bytes | None) -> bool:
-        """The claim names a type this process answers sold out without its store."""
+    def _answered_from_memory(self, body: bytes | None, now: datetime) -> bool:
+        """The claim names a type this process answers without its store (sold out, or not
+        open yet)."""
         type_id, problem = _type_id(body)
-        return problem is None and self._sold_out_here(type_id)
+        return problem is None and self._from_memory_here(type_id, now)
 
-    def _sold_out_here(self, type_id: str) -> bool:
+    def _from_memory_here(self, type_id: str, now: datetime) -> bool:
         engine = self.container.engine
-        return engine is not None and engine.sold_out(type_id)
+        return engine is not None and engine.answers_from_memory(type_id, now)
 
-    async def _admitted(self, header: Header, address: str, body: bytes | None) -> Answer:
-        now = self.container.clock.now()
+    async def _admitted(
+        self, header: Header, address: str, body: bytes | None, now: datetime
+    ) -> Answer:
         try:
             credentials = header("claim-pass"), header("authorization")
             citizen, pass_round = claimant(self.container, *credentials, now)
@@ -208,9 +211,9 @@ class ClaimFront:
         type_id, problem = _type_id(body)
         if problem is not None:
             return _problem(422, "invalid_request", problem)
-        # The limits protect the store and the fairness of the grab: a type this process
-        # answers sold out from memory needs neither, and its answer costs less than a 429.
-        if not self._sold_out_here(type_id):
+        # The limits protect the store and the fairness of the grab: a claim this process
+        # answers from memory needs neither, and its answer costs less than a 429.
+        if not self._from_memory_here(type_id, now):
             wait_s = self.limiter.check(citizen.person_id, address, now)
             if wait_s is not None:
                 return _problem(

@@ -117,6 +117,11 @@ class EmbeddedClaimEngine:
         pools = self._pools.get(type_id)
         return pools is not None and not any(self._remaining[pool] for pool in pools)
 
+    def answers_from_memory(self, type_id: str, now: datetime) -> bool:
+        """Sold out, or its round not open yet: answered without a ledger write."""
+        found = self._grab_types.get(type_id)
+        return found is not None and (now < found[0].opens_at or self.sold_out(type_id))
+
     def pool_stock(self) -> dict[str, int]:
         """What is left in each pool: `type`, `type#assisted`, `type@district`."""
         with self._lock:

@@ -4,7 +4,8 @@ A claim goes to its person's home shard (see `layout`). Claims arriving in one e
 are gathered per shard and sent as one script call (`scripts.CLAIM_BATCH`), which Redis runs
 atomically and, with `appendfsync always`, writes to disk before it answers: an `issued` answer
 is durable when the caller hears it. The persister later moves the shard streams into the
-ledger. Once every shard is out of a type, each process answers it from memory.
+ledger. Once every shard is out of a type, each process answers it from memory; so too a claim
+of a round that Redis said, in the last second, has not opened yet (see `openings`).
 
 Callers on an event loop (the HTTP front) are served on their own loop with their own client;
 callers on plain threads (the port's tests, scripts) are served on a loop the engine runs.
@@ -28,6 +29,7 @@ from xfq.adapters.redis import connect
 from xfq.adapters.redis.connect import AsyncRedis
 from xfq.adapters.redis.issued_log import IssuedLog, claim_key, unpacked
 from xfq.adapters.redis.layout import Layout, shards_key
+from xfq.adapters.redis.openings import Openings
 from xfq.adapters.redis.scripts import BORROW_SCRIPT, CLAIM_SCRIPT, LEND_SCRIPT
 from xfq.adapters.sql.times import from_us, to_us
 from xfq.domain.campaign import Campaign, Round, VoucherType
@@ -92,6 +94,8 @@ class RedisClaimEngine:
         self._flights: dict[tuple[str, str], _Flight] = {}
         self._sold_out: dict[str, dict[str, str]] = {}  # type -> what `IssuedLog` gives
         self._issued_log = IssuedLog(self.redis, self.layout)
+        self._openings = Openings(self.redis, self.layout, [r.id for r in campaign.rounds])
+        self._not_open_answers: dict[tuple[str, int], ClaimAnswer] = {}
         self._finding: set[str] = set()  # types whose issued keys are being read
         self._batchers: dict[asyncio.AbstractEventLoop, _Batcher] = {}
         self._own: _LoopThread | None = None
@@ -111,6 +115,10 @@ class RedisClaimEngine:
         known = self._sold_out.get(vtype.id)
         if known is not None:
             reply(self._from_memory(request, rnd, vtype, now, known))
+            return
+        opens = self._openings.ahead(rnd.id, to_us(now))
+        if opens is not None:
+            reply(self._not_open(rnd, vtype, request, now, opens))
             return
         if not self._join_flight(request, reply):
             return
@@ -171,6 +179,15 @@ class RedisClaimEngine:
     def sold_out(self, type_id: str) -> bool:
         return type_id in self._sold_out
 
+    def answers_from_memory(self, type_id: str, now: datetime) -> bool:
+        if type_id in self._sold_out:
+            return True
+        try:
+            rnd, _ = self._campaign.voucher_type(type_id)
+        except UnknownObject:
+            return False
+        return self._openings.ahead(rnd.id, to_us(now)) is not None
+
     def stock(self) -> dict[str, int]:
         """Remaining count of every voucher type, summed over the shards."""
         types = [t.id for r in self._campaign.rounds for t in r.types]
@@ -202,6 +219,7 @@ class RedisClaimEngine:
         if same != known:
             raise XfqError("a running engine can change claim windows, not voucher types")
         write_rounds(self.redis, self.layout, campaign)
+        self._openings.moved()
         self._campaign = campaign
 
     def close(self) -> None:
@@ -239,6 +257,16 @@ class RedisClaimEngine:
         return new_voucher(
             self._ids.new_id("v"), vtype.id, rnd.id, vtype.category, person, now, window
         )
+
+    def _not_open(
+        self, rnd: Round, vtype: VoucherType, request: ClaimRequest, now: datetime, opens: int
+    ) -> ClaimAnswer:
+        """The answer Redis would give: it names only the opening, so one serves everyone."""
+        answer = self._not_open_answers.get((rnd.id, opens))
+        if answer is None:
+            answer = refusal(rnd, vtype, request, now, "N", str(opens))
+            self._not_open_answers[(rnd.id, opens)] = answer
+        return answer
 
     def _from_memory(
         self,
