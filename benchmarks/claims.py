@@ -18,6 +18,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -96,6 +97,7 @@ def redis_xfq_server(
 
 
 def reconcile(ledger: Path | str, *extra: str) -> tuple[bool, str]:
+    started = time.monotonic()
     done = subprocess.run(
         [python(), "-m", "xfq", "reconcile", str(ledger), *extra],
         capture_output=True,
@@ -103,6 +105,7 @@ def reconcile(ledger: Path | str, *extra: str) -> tuple[bool, str]:
         cwd=ROOT,
         check=False,
     )
+    print(f"  xfq reconcile {' '.join(extra)}: {time.monotonic() - started:.1f} s", file=sys.stderr)
     return done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 

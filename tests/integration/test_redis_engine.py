@@ -125,6 +125,10 @@ def test_many_concurrent_claims_never_oversell_nor_pass_a_limit(
             retail = by_person[(f"p-{n}", SCARCE)] + by_person[(f"p-{n}", RETAIL_THREE_EACH)]
             assert retail <= 2, f"p-{n} holds {retail} retail vouchers"
         assert rig.engine is not None and rig.engine.remaining(SCARCE) == 0
+        assert rig.ledger is not None  # and reconcile agrees, per-person counts over every shard
+        checks = check_redis(rig.engine.redis, rig.engine.layout, CAMPAIGN, rig.ledger)
+        assert [c.number for c in checks if not c.ok] == []
+        assert f"{len(by_person):,} person/type counts, 0 differ" in checks[-1].detail
     finally:
         rig.stop()
 
