@@ -21,6 +21,7 @@ INSTANTS = st.datetimes(
 @given(
     issued=INSTANTS,
     days=st.integers(0, 30),
+    starts_later=st.booleans(),  # a fixed window that opens after the claim
     zone=st.sampled_from(ZONES),
     code=st.sampled_from(["issued", "sold_out", "limit_reached"]),
     remaining=st.none() | st.integers(0, 10**6),
@@ -29,13 +30,15 @@ INSTANTS = st.datetimes(
 def test_claim_body_equals_the_models_json(
     issued: datetime,
     days: int,
+    starts_later: bool,
     zone: ZoneInfo,
     code: str,
     remaining: int | None,
     with_voucher: bool,
 ) -> None:
     vtype = make_voucher_type()
-    window = (issued, issued + timedelta(days=days, microseconds=days))
+    start = issued + timedelta(hours=days) if starts_later else issued
+    window = (start, start + timedelta(days=days, microseconds=days))
     voucher = new_voucher("v-1", vtype.id, "r6", vtype.category, "p-1", issued, window)
     model = ClaimOut(code=code, reason="why", remaining=remaining)
     direct = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, tzinfo
+from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import Path
@@ -274,11 +275,32 @@ def claim_body(
 
 
 def voucher_body(voucher: Voucher, vtype: VoucherType, tz: tzinfo) -> dict[str, Any]:
-    """`voucher_out(...).model_dump(mode="json")`, built directly."""
-    body = _voucher_fields(voucher, vtype, tz)
-    for name in ("issued_at", "valid_from", "valid_until"):
-        body[name] = json_time(body[name])
-    return body
+    """`voucher_out(...).model_dump(mode="json")`, built directly: a claimed voucher is
+    usable from its claim to its round's end, so two of its three times are known already."""
+    issued_at = json_time(voucher.issued_at.astimezone(tz))
+    valid_from = (
+        issued_at
+        if voucher.valid_from == voucher.issued_at
+        else _local_json_time(voucher.valid_from, tz)
+    )
+    return {
+        "id": voucher.id,
+        "type_id": vtype.id,
+        "round_id": voucher.round_id,
+        "category": voucher.category,
+        "label": vtype.label,
+        "threshold_fen": vtype.threshold_fen,
+        "discount_fen": vtype.discount_fen,
+        "state": voucher.state.value,
+        "issued_at": issued_at,
+        "valid_from": valid_from,
+        "valid_until": _local_json_time(voucher.valid_until, tz),
+    }
+
+
+@lru_cache(maxsize=256)  # the ends of validity: a few per round
+def _local_json_time(at: datetime, tz: tzinfo) -> str:
+    return json_time(at.astimezone(tz))
 
 
 def json_time(at: datetime) -> str:
