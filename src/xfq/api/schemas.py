@@ -247,10 +247,13 @@ class MerchantKeyRevokedOut(BaseModel):
 
 def voucher_out(voucher: Voucher, vtype: VoucherType, tz: tzinfo) -> VoucherOut:
     """A voucher as a person reads it, with times in the campaign's time zone."""
-    return VoucherOut(**_voucher_fields(voucher, vtype, tz))
+    times = (voucher.issued_at, voucher.valid_from, voucher.valid_until)
+    return VoucherOut(**_voucher_fields(voucher, vtype, tuple(t.astimezone(tz) for t in times)))
 
 
-def _voucher_fields(voucher: Voucher, vtype: VoucherType, tz: tzinfo) -> dict[str, Any]:
+def _voucher_fields(voucher: Voucher, vtype: VoucherType, times: tuple[Any, ...]) -> dict[str, Any]:
+    """The voucher's fields, its three times (issued, valid from, until) as given."""
+    issued_at, valid_from, valid_until = times
     return {
         "id": voucher.id,
         "type_id": vtype.id,
@@ -260,9 +263,9 @@ def _voucher_fields(voucher: Voucher, vtype: VoucherType, tz: tzinfo) -> dict[st
         "threshold_fen": vtype.threshold_fen,
         "discount_fen": vtype.discount_fen,
         "state": voucher.state.value,
-        "issued_at": voucher.issued_at.astimezone(tz),
-        "valid_from": voucher.valid_from.astimezone(tz),
-        "valid_until": voucher.valid_until.astimezone(tz),
+        "issued_at": issued_at,
+        "valid_from": valid_from,
+        "valid_until": valid_until,
     }
 
 
@@ -283,19 +286,8 @@ def voucher_body(voucher: Voucher, vtype: VoucherType, tz: tzinfo) -> dict[str, 
         if voucher.valid_from == voucher.issued_at
         else _local_json_time(voucher.valid_from, tz)
     )
-    return {
-        "id": voucher.id,
-        "type_id": vtype.id,
-        "round_id": voucher.round_id,
-        "category": voucher.category,
-        "label": vtype.label,
-        "threshold_fen": vtype.threshold_fen,
-        "discount_fen": vtype.discount_fen,
-        "state": voucher.state.value,
-        "issued_at": issued_at,
-        "valid_from": valid_from,
-        "valid_until": _local_json_time(voucher.valid_until, tz),
-    }
+    valid_until = _local_json_time(voucher.valid_until, tz)
+    return _voucher_fields(voucher, vtype, (issued_at, valid_from, valid_until))
 
 
 @lru_cache(maxsize=256)  # the ends of validity: a few per round
