@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xfq.adapters.clock import SimulatedClock, SystemClock
+from xfq.adapters.clock import RunningClock, SimulatedClock, SystemClock
 from xfq.adapters.embedded.engine import EmbeddedClaimEngine, EngineLocked
 from xfq.adapters.ids import RandomIds
 from xfq.adapters.sql.ledger import SqlLedger
@@ -226,6 +226,14 @@ def shared_secrets(settings: Settings) -> None:
         os.environ.setdefault("XFQ_DEV_ISSUER_KEY", key)
 
 
+def simulated_clock(settings: Settings) -> Clock | None:
+    """The clock XFQ_SIMULATED_START asks for: standing still, or running from the anchor."""
+    start, anchor = settings.simulated_start, settings.simulated_anchor
+    if start is None:
+        return None
+    return SimulatedClock(start) if anchor is None else RunningClock(start, anchor)
+
+
 def build(settings: Settings, clock: Clock | None = None) -> Container:
     settings = settings.checked()
     ledger = SqlLedger(settings.database_url, bounds=serving_bounds(settings))
@@ -239,8 +247,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
             f"PostgreSQL advisory lock {EMBEDDED_ENGINE_LOCK}); only one process may decide claims"
             " with the embedded engine"
         )
-    if clock is None and settings.simulated_start is not None:
-        clock = SimulatedClock(settings.simulated_start)
+    clock = clock or simulated_clock(settings)
     dev = (
         DevIssuer(environment=settings.environment, private_key_pem=settings.dev_issuer_key)
         if settings.dev_issuer

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
-from xfq.config import Settings
+from xfq.config import Settings, UnsafeSettings, settings_problems
 from xfq.domain.campaign import Campaign
 from xfq.domain.errors import SpecError, XfqError
 from xfq.integrity_cli import audit_app, fraud_app
@@ -348,5 +349,14 @@ def main() -> None:
             errors.print(problem, markup=False, highlight=False)
         sys.exit(2)
     except XfqError as error:
+        errors.print(f"xfq: {error}", markup=False, highlight=False)
+        sys.exit(2)
+    except ValidationError as error:
+        if error.title != Settings.__name__:
+            raise
+        for problem in settings_problems(error):
+            errors.print(f"xfq: {problem}", markup=False, highlight=False)
+        sys.exit(2)
+    except UnsafeSettings as error:
         errors.print(f"xfq: {error}", markup=False, highlight=False)
         sys.exit(2)

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_KEY_BYTES = 32
@@ -45,8 +45,12 @@ class Settings(BaseSettings):
     # Development with several workers: the development issuer's Ed25519 key (PEM), shared so
     # that a token one worker signed verifies in the others. Made by `xfq serve` when unset.
     dev_issuer_key: SecretStr | None = None
-    # Development only: a clock that starts at this moment and moves only when told (the demo).
+    # Development only: a clock that starts at this moment and moves only when told (the demo);
+    # with an anchor, a clock that reads the start at that real instant and runs at real speed,
+    # the same in every process given the same pair (rehearsals: rate limits refill, signed
+    # timestamps age). Both with their UTC offset.
     simulated_start: datetime | None = None
+    simulated_anchor: datetime | None = None
     # Claim passes (a cheap identity for the opening second, see xfq.domain.claim_pass): the
     # server's keys, newest first (the first signs, all verify; shared by every worker). Empty:
     # one key derived from XFQ_TILL_CODE_KEY. And when passes are handed out and how long they
@@ -71,6 +75,24 @@ class Settings(BaseSettings):
     redis_max_batch: int = 256  # claims per script call
     redis_window_ms: float = 0.0  # 0: send what one event-loop pass gathered
     redis_persister: bool = True  # move the claim streams into the ledger in this process
+
+    @field_validator("simulated_start", "simulated_anchor")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError(
+                "needs its UTC offset, as in 2022-03-05T10:00:00+08:00 or 2022-03-05T02:00:00Z"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _anchor_needs_start(self) -> Settings:
+        if self.simulated_anchor is not None and self.simulated_start is None:
+            raise ValueError(
+                "XFQ_SIMULATED_ANCHOR needs XFQ_SIMULATED_START: the anchor is the real instant"
+                " at which the simulated clock reads the start"
+            )
+        return self
 
     @field_validator("database_url")
     @classmethod
@@ -109,3 +131,16 @@ class Settings(BaseSettings):
             assert self.environment == "development"
             return secrets.token_bytes(MIN_KEY_BYTES)
         return value.get_secret_value().encode()
+
+
+def settings_problems(error: ValidationError) -> list[str]:
+    """Each problem of invalid settings, named by its environment variable."""
+    problems = []
+    for found in error.errors():
+        message, loc = found["msg"].removeprefix("Value error, "), found["loc"]
+        if not loc:  # a rule over several settings, whose message names them
+            problems.append(message)
+            continue
+        inside = "".join(f"[{part}]" for part in loc[1:])
+        problems.append(f"XFQ_{str(loc[0]).upper()}{inside}: {message}")
+    return problems

@@ -3,12 +3,17 @@
 By default it starts the deployment itself on loopback (a throwaway redis-server with
 appendfsync always, `xfq serve --redis --workers N` on a SQLite ledger), signs a token for each
 simulated citizen as the city's identity provider would, has every citizen's wallet exchange it
-for a claim pass before the opening (in arrival order, as people open the grab page; the
-server's clock stands at the opening, so "before" is before the wave in real time), sends the
-wave over keep-alive connections with the passes (each person's first wish on arrival, the next
-ones after an answer; double taps and spammers as in the demo), then stops the servers and
-reconciles the ledger against Redis. `credential="bearer"` claims with the bearer tokens instead.
-Bounded: at most `people` citizens, and the passes and the wave are each cut after `bound_s`.
+for a claim pass before the opening (in arrival order, as people open the grab page; "before" is
+before the wave in real time), sends the wave over keep-alive connections with the passes (each
+person's first wish on arrival, the next ones after an answer; double taps and spammers as in
+the demo), then stops the servers and reconciles the ledger against Redis. `credential="bearer"`
+claims with the bearer tokens instead. Bounded: at most `people` citizens, and the passes and
+the wave are each cut after `bound_s`.
+
+The servers' clock reads the round's opening at the real instant they are started and runs at
+real speed from there, the same in every worker (XFQ_SIMULATED_ANCHOR): rate limits refill and
+signed timestamps age as on the day. The round is open from the first request, and the wave
+meets it as much after the opening as starting the servers and the passes took (printed).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
@@ -52,6 +57,7 @@ class WaveFigures:
     errors: int = 0  # transport errors and 5xx
     latencies_s: list[float] = field(default_factory=list)
     sold_out_s: dict[str, float] = field(default_factory=dict)  # first sold_out per type
+    began_at: datetime | None = None  # real time
     wave_s: float = 0.0
     cut: bool = False  # the bound stopped the wave before every person was answered
 
@@ -162,6 +168,7 @@ class Wave:
     ) -> WaveFigures:
         """`arrival_scale` < 1 compresses the arrivals (most within seconds of the opening)."""
         self._start = time.perf_counter()
+        self.figures.began_at = datetime.now(UTC)
         due = [(p.arrival_ms / 1000 * arrival_scale, i, 0) for i, p in enumerate(self.people)]
         heapq.heapify(due)
         running: set[asyncio.Task[None]] = set()
@@ -246,6 +253,7 @@ class Deployment:
     ledger: Path
     redis_url: str
     processes: list[subprocess.Popen[bytes]]
+    clock_anchor: datetime  # the real instant at which the servers' clock read the opening
 
 
 @contextmanager
@@ -260,12 +268,14 @@ def loopback_deployment(
     data.mkdir(parents=True, exist_ok=True)
     redis = subprocess.Popen(redis_command(redis_port, data), stdout=subprocess.DEVNULL)
     trusted = idp.trusted()
+    anchor = datetime.now(UTC)
     env = {
         **os.environ,
         "XFQ_ISSUERS": json.dumps(
             [{"issuer": trusted.issuer, "public_key_pem": trusted.public_key_pem}]
         ),
         "XFQ_SIMULATED_START": opens_at.isoformat(),
+        "XFQ_SIMULATED_ANCHOR": anchor.isoformat(),
         # Everyone comes from 127.0.0.1 here; per-person limits stay as configured.
         "XFQ_CLAIM_RATE_PER_ADDRESS_PER_S": "100000000",
         "XFQ_CLAIM_BURST_PER_ADDRESS": "100000000",
@@ -279,7 +289,7 @@ def loopback_deployment(
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
         wait_healthy(server, port, workers)
-        yield Deployment(port, ledger, url, [server, redis])
+        yield Deployment(port, ledger, url, [server, redis], anchor)
     finally:
         for process in (server, redis):
             if process.poll() is None:
@@ -365,6 +375,8 @@ class Rehearsal:
     reconcile_report: str
     stock: int
     types: int  # voucher types of the round
+    opens_at: datetime
+    wave_clock: datetime  # the servers' clock when the wave began
 
 
 def rehearse(
@@ -398,7 +410,11 @@ def rehearse(
         processes = process_figures(deployment.processes[0].pid)
     ok, report = _reconcile(deployment)
     stock = sum(t.count for t in rnd.types)
-    return Rehearsal(wave, passes, processes, ok, report, stock, len(rnd.types))
+    assert wave.began_at is not None, "the wave always runs"
+    wave_clock = rnd.opens_at + (wave.began_at - deployment.clock_anchor)
+    return Rehearsal(
+        wave, passes, processes, ok, report, stock, len(rnd.types), rnd.opens_at, wave_clock
+    )
 
 
 @dataclass

@@ -63,6 +63,11 @@ def print_rehearsal(done: Rehearsal) -> None:
     table = Table(title="Rehearsal", show_header=False)
     table.add_row("citizens", f"{w.people:,}")
     table.add_row("claim passes before the opening", _passes(done))
+    late_s = (done.wave_clock - done.opens_at).total_seconds()
+    table.add_row(
+        "servers' clock at the wave's start",
+        f"{done.wave_clock:%H:%M:%S}, the opening + {late_s:.1f} s (running at real speed)",
+    )
     table.add_row("claim requests", f"{w.requests:,} ({w.requests / max(w.wave_s, 1e-9):,.0f}/s)")
     table.add_row("answers", ", ".join(f"{k} {v:,}" for k, v in w.answers.most_common()))
     table.add_row("HTTP statuses", ", ".join(f"{k} {v:,}" for k, v in sorted(w.statuses.items())))

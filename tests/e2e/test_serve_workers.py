@@ -1,5 +1,6 @@
 """`xfq serve` in worker processes: one embedded worker, or several on Redis; granian's RSGI
-interface (the default) answers every request as its ASGI interface does."""
+interface (the default) answers every request as its ASGI interface does; a simulated clock
+running from an anchor reads the same time in every worker and refills the rate limits."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -40,7 +41,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(tmp_path: Path, idp: DemoIdentityProvider, *extra: str) -> Iterator[str]:
+def serving(
+    tmp_path: Path, idp: DemoIdentityProvider, *extra: str, settings: dict[str, str] | None = None
+) -> Iterator[str]:
     port = _free_port()
     trusted = idp.trusted()
     issuer = {"issuer": trusted.issuer, "public_key_pem": trusted.public_key_pem}
@@ -48,6 +51,7 @@ def serving(tmp_path: Path, idp: DemoIdentityProvider, *extra: str) -> Iterator[
         **os.environ,
         "XFQ_ISSUERS": json.dumps([issuer]),
         "XFQ_SIMULATED_START": OPENS_AT.isoformat(),
+        **(settings or {}),
     }
     command = [sys.executable, "-m", "xfq", "serve", "--spec", str(EXAMPLE)]
     command += ["--ledger", str(tmp_path / "ledger.db"), "--port", str(port), *extra]
@@ -65,9 +69,14 @@ def serving(tmp_path: Path, idp: DemoIdentityProvider, *extra: str) -> Iterator[
 
 
 def two_workers(
-    tmp_path: Path, idp: DemoIdentityProvider, redis: RedisServer, server: str
+    tmp_path: Path,
+    idp: DemoIdentityProvider,
+    redis: RedisServer,
+    server: str,
+    settings: dict[str, str] | None = None,
 ) -> AbstractContextManager[str]:
-    return serving(tmp_path, idp, "--workers", "2", "--redis", redis.url, "--server", server)
+    workers = ("--workers", "2", "--redis", redis.url, "--server", server)
+    return serving(tmp_path, idp, *workers, settings=settings)
 
 
 def _wait_ready(server: subprocess.Popen[bytes], port: int) -> None:
@@ -213,3 +222,55 @@ def test_granians_rsgi_interface_answers_as_its_asgi_interface(tmp_path: Path) -
     assert answers["granian"][1][4] == STATIC.read_bytes()
     statuses = [status for _, status, _, _, _ in answers["granian"]]
     assert statuses == [200, 200, 404, 201, 201, 413, 422, 401, 200, 201]
+
+
+def _running_clock() -> tuple[datetime, dict[str, str]]:
+    """An anchor (now) and the settings of a clock that reads OPENS_AT at it."""
+    anchor = datetime.now(UTC)
+    return anchor, {"XFQ_SIMULATED_ANCHOR": anchor.isoformat()}
+
+
+def test_every_worker_reads_the_same_running_clock(
+    tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    """Each worker's time is OPENS_AT + the real time since the anchor, read between two
+    readings of the real clock here: the workers agree, and their time moves."""
+    idp = DemoIdentityProvider(environment="development")
+    anchor, settings = _running_clock()
+    with two_workers(tmp_path, idp, redis_server, "granian", settings) as base:
+        read: dict[int, list[datetime]] = {}
+        deadline = time.monotonic() + 60
+        while len(read) < 2 and time.monotonic() < deadline:
+            with httpx.Client(base_url=base, timeout=5) as fresh:  # one connection, one worker
+                process = fresh.get("/health").json()["process"]
+                before = OPENS_AT + (datetime.now(UTC) - anchor)
+                now = datetime.fromisoformat(fresh.get("/dev/clock").json()["now"])
+                after = OPENS_AT + (datetime.now(UTC) - anchor)
+            assert before <= now <= after, (process, before, now, after)
+            read.setdefault(process, []).append(now)
+        assert len(read) == 2
+        assert all(times == sorted(times) for times in read.values())
+
+
+def test_a_persons_rate_limit_refills_on_the_running_clock(tmp_path: Path) -> None:
+    """Burst 1 at 1 claim a second: a claim soon after the first is refused (429), and once a
+    second has passed the same claim is answered again. A standing clock never refills."""
+    idp = DemoIdentityProvider(environment="development")
+    _, settings = _running_clock()
+    settings |= {"XFQ_CLAIM_BURST_PER_PERSON": "1", "XFQ_CLAIM_RATE_PER_PERSON_PER_S": "1"}
+    token = idp.token("refill", Role.CITIZEN, OPENS_AT, ttl=timedelta(days=30))
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "k-1"}
+    with serving(tmp_path, idp, settings=settings) as base, httpx.Client(base_url=base) as client:
+
+        def claim() -> httpx.Response:
+            return client.post("/v1/claims", json={"type_id": RETAIL}, headers=headers)
+
+        assert claim().status_code == 201
+        statuses = [claim().status_code for _ in range(20)]  # some within a second of a 201
+        assert 429 in statuses, statuses
+        deadline = time.monotonic() + 30
+        while (answer := claim()).status_code == 429 and time.monotonic() < deadline:
+            time.sleep(0.1)  # a refused claim takes nothing from the bucket
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["code"] == "issued"

@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from xfq.adapters.clock import SimulatedClock
+from xfq.adapters.clock import RunningClock, SimulatedClock
 from xfq.api.auth.tokens import Role
 from xfq.api.deps import ContainerDep
 from xfq.api.schemas import PROBLEM_RESPONSES
@@ -44,12 +44,29 @@ class ClockOut(BaseModel):
     now: AwareDatetime
 
 
+class ClockNotSettable(XfqError):
+    code = "clock_not_settable"
+
+
+@router.get("/clock", response_model=ClockOut)
+async def read_clock(container: ContainerDep) -> ClockOut:
+    """The time this server process reads (simulated or real)."""
+    return ClockOut(now=container.clock.now())
+
+
 @router.put("/clock", response_model=ClockOut)
 async def set_clock(body: ClockIn, container: ContainerDep) -> ClockOut:
     """Move a simulated clock (development only: the demo plays 2022-03-05 on it)."""
     clock = container.clock
+    if isinstance(clock, RunningClock):
+        # Each worker process has its own clock: moving this one would split the workers.
+        raise ClockNotSettable(
+            "this server's simulated clock runs at real speed from XFQ_SIMULATED_START at"
+            " XFQ_SIMULATED_ANCHOR, the same in every worker process; it cannot be set (restart"
+            " with other values, or without XFQ_SIMULATED_ANCHOR for a clock moved by hand)"
+        )
     if not isinstance(clock, SimulatedClock):
-        raise XfqError("this server runs on real time; its clock cannot be set")
+        raise ClockNotSettable("this server runs on real time; its clock cannot be set")
     clock.set(body.now)
     return ClockOut(now=clock.now())
 

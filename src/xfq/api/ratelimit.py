@@ -24,9 +24,9 @@ from array import array
 from datetime import datetime
 
 # Buckets a generation holds at most: a last resort against more distinct keys within a refill
-# time than a process could serve (or a clock standing still, as in `xfq rehearse`). Reaching it
-# starts a new generation early, so a bucket still draining is forgotten only once this many
-# other keys came after it, never sooner. Both generations together: twice this at most.
+# time than a process could serve (or a simulated clock standing still). Reaching it starts a
+# new generation early, so a bucket still draining is forgotten only once this many other keys
+# came after it, never sooner. Both generations together: twice this at most.
 MAX_TRACKED = 1_000_000
 _SMALLEST = 1024  # slots of an empty generation
 
