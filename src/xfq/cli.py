@@ -281,6 +281,33 @@ def serve(
         container.close()
 
 
+def _sqlite_under_workers(settings: Settings, workers: int) -> None:
+    """Refuse several workers on a SQLite ledger in production; say what it costs elsewhere.
+
+    Each worker holds an operator's Idempotency-Key in flight in its own memory (PostgreSQL's
+    advisory locks hold it for all of them), so a retry that reaches another worker while the
+    first request is answered acts a second time (an approval issues two keys). Development
+    keeps it: the loopback rehearsal and the tests serve several workers from a SQLite file."""
+    what = (
+        f"{workers} workers on a SQLite ledger ({settings.database_url}) hold an operator's "
+        "Idempotency-Key in flight per process only: a retry reaching another worker while the "
+        "first request is answered acts twice"
+    )
+    if settings.environment == "production":
+        errors.print(
+            f"xfq serve: refused: {what}. With XFQ_ENVIRONMENT=production use a PostgreSQL "
+            "ledger (--postgres URL or XFQ_DATABASE_URL=postgresql://…), or --workers 1",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    errors.print(
+        f"xfq serve: note: {what} (refused with XFQ_ENVIRONMENT=production; use --postgres)",
+        markup=False,
+        highlight=False,
+    )
+
+
 def _serve_in_workers(settings: Settings, host: str, port: int, workers: int, server: str) -> None:
     """Worker processes of granian or uvicorn, each building the app from the environment
     (xfq.api.asgi)."""
@@ -289,6 +316,7 @@ def _serve_in_workers(settings: Settings, host: str, port: int, workers: int, se
     from granian import Granian
     from granian.constants import Interfaces
 
+    from xfq.adapters.sql.schema import is_postgres
     from xfq.bootstrap import build, shared_secrets
 
     if workers > 1 and settings.redis_url is None:
@@ -297,6 +325,8 @@ def _serve_in_workers(settings: Settings, host: str, port: int, workers: int, se
             "one process only"
         )
         raise typer.Exit(2)
+    if workers > 1 and not is_postgres(settings.database_url):
+        _sqlite_under_workers(settings, workers)
     shared_secrets(settings)
     os.environ["XFQ_DATABASE_URL"] = settings.database_url
     if settings.spec_path is not None:

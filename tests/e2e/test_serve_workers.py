@@ -128,6 +128,24 @@ def test_several_workers_without_redis_are_refused_with_a_reason(tmp_path: Path)
     assert "Traceback" not in done.stderr
 
 
+def test_several_redis_workers_on_a_sqlite_ledger_are_refused_in_production(
+    tmp_path: Path,
+) -> None:
+    ledger = tmp_path / "l.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "xfq", "serve", "--spec", str(EXAMPLE), "--workers", "2",
+         "--redis", "redis://127.0.0.1:1/0", "--ledger", str(ledger)],
+        env={**os.environ, "XFQ_ENVIRONMENT": "production"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    said = " ".join(done.stderr.split())  # as printed, wrapped to the terminal's width
+    assert done.returncode == 2, done.stderr
+    assert "2 workers on a SQLite ledger" in said and "Idempotency-Key in flight" in said
+    assert "XFQ_ENVIRONMENT=production" in said and "--postgres URL" in said
+    assert "Traceback" not in done.stderr
+    assert not ledger.exists()  # refused before anything was started or written
+
+
 @pytest.mark.parametrize("server", ["granian", "granian-asgi", "uvicorn"])
 def test_two_workers_on_redis_issue_and_count_every_claim_once(
     tmp_path: Path,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -41,7 +40,7 @@ from xfq.web.common import (
     translator,
 )
 from xfq.web.i18n import Translator
-from xfq.web.inprocess import call_api
+from xfq.web.inprocess import call_api, write_headers
 from xfq.web.wallet import category_name, round_name, voucher_label
 
 router = APIRouter()
@@ -296,19 +295,14 @@ async def enroll(request: Request, _: SameOrigin) -> Response:
     if session is None:
         return RedirectResponse("/ops", status_code=303)
     form = await read_form(request)
-    auth = {
-        "Authorization": f"Bearer {session[1]}",
-        "Content-Type": "application/json",
-        "Idempotency-Key": f"web-{secrets.token_urlsafe(12)}",
-    }
+    auth = write_headers(session[1], json_body=True)
     body = {k: form.get(k, "") for k in ("id", "name", "category")}
     made = await call_api(request.app, "POST", "/v1/ops/merchants", auth, json.dumps(body).encode())
     if made.status == 201:
         path = f"/v1/ops/merchants/{quote(body['id'], safe='')}/approve"
         made = await call_api(request.app, "POST", path, auth)
     if made.status not in (200, 201):
-        error = {"code": made.problem_code, "detail": str(made.body.get("detail", ""))}
-        return await _dashboard(request, session[0].role, error=error)
+        return await _dashboard(request, session[0].role, error=made.refusal)
     return await _dashboard(request, session[0].role, enrolled=made.body)
 
 
@@ -318,15 +312,10 @@ async def move_round(request: Request, round_id: str, action: str, _: SameOrigin
     session = signed_in(request, OPERATOR_COOKIE, Role.OPERATOR)
     if session is None or action not in ("open", "cancel"):
         return RedirectResponse("/ops", status_code=303)
-    auth = {
-        "Authorization": f"Bearer {session[1]}",
-        "Idempotency-Key": f"web-{secrets.token_urlsafe(12)}",
-    }
     path = f"/v1/ops/rounds/{quote(round_id, safe='')}/{action}"
-    moved = await call_api(request.app, "POST", path, auth)
+    moved = await call_api(request.app, "POST", path, write_headers(session[1]))
     if moved.status != 200:
-        error = {"code": moved.problem_code, "detail": str(moved.body.get("detail", ""))}
-        return await _dashboard(request, session[0].role, error=error)
+        return await _dashboard(request, session[0].role, error=moved.refusal)
     return RedirectResponse("/ops", status_code=303)
 
 

@@ -8,7 +8,6 @@ through `fraud_queue(request)`, a template global, so the dashboard's handler ne
 from __future__ import annotations
 
 import json
-import secrets
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -28,7 +27,7 @@ from xfq.web.common import (
     templates,
 )
 from xfq.web.i18n import MESSAGES
-from xfq.web.inprocess import call_api
+from xfq.web.inprocess import call_api, write_headers
 
 router = APIRouter()
 SHOWN_FLAGS = 100
@@ -96,15 +95,10 @@ def _back(error: dict[str, Any] | None = None) -> Response:
 
 
 async def _call(request: Request, token: str, path: str, body: dict[str, Any] | None) -> Response:
-    headers = {
-        "Authorization": f"Bearer {token}",
-        "Content-Type": "application/json",
-        "Idempotency-Key": f"web-{secrets.token_urlsafe(12)}",
-    }
     raw = b"" if body is None else json.dumps(body).encode()
-    answer = await call_api(request.app, "POST", path, headers, raw)
+    answer = await call_api(request.app, "POST", path, write_headers(token, json_body=True), raw)
     if answer.status != 200:
-        return _back({"code": answer.problem_code, "detail": str(answer.body.get("detail", ""))})
+        return _back(answer.refusal)
     return _back()
 
 

@@ -266,6 +266,28 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "商户 {merchant} 已批准。收银终端密钥只显示这一次：",
         "Merchant {merchant} is approved. Its till key is shown this once:",
     ),
+    # Operators: a merchant's till keys
+    "col_keys": ("密钥", "Keys"),
+    "keys_link": ("查看密钥", "Keys"),
+    "keys_link_label": ("商户 {merchant} 的收银终端密钥", "Till keys of merchant {merchant}"),
+    "keys_title": ("商户 {merchant} 的收银终端密钥", "Till keys of merchant {merchant}"),
+    "keys_heading": ("密钥", "Keys"),
+    "keys_empty": ("这个商户还没有密钥。", "This merchant has no key yet."),
+    "col_issued": ("签发时间", "Issued"),
+    "key_live": ("有效", "Works"),
+    "key_revoked_at": ("已吊销（{time}）", "Revoked ({time})"),
+    "key_revoke": ("吊销", "Revoke"),
+    "key_revoke_label": ("吊销密钥 {key}", "Revoke key {key}"),
+    "key_revoked_note": (
+        "密钥 {key} 已吊销：所有服务进程最迟 {seconds} 秒后拒绝用它签名的请求。",
+        "Key {key} is revoked: every server process refuses requests signed with it within "
+        "{seconds} s.",
+    ),
+    "keys_note": (
+        "密钥丢失或泄露时吊销它；商户的其他密钥照常使用。要换新密钥，先再次批准商户，再吊销旧密钥。",
+        "Revoke a key that was lost or leaked; the merchant's other keys keep working. To "
+        "rotate, approve the merchant again for a new key, then revoke the old one.",
+    ),
 }
 
 

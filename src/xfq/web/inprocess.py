@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,23 @@ class Answer:
     def problem_code(self) -> str:
         """The stable code of a problem+json answer (or of a result body)."""
         return str(self.body.get("code", f"http_{self.status}"))
+
+    @property
+    def refusal(self) -> dict[str, str]:
+        """The code and detail of a refused request, as the pages show them."""
+        return {"code": self.problem_code, "detail": str(self.body.get("detail", ""))}
+
+
+def write_headers(token: str, json_body: bool = False) -> dict[str, str]:
+    """An operator's write from a page: the session's token and a fresh Idempotency-Key (each
+    submitted form is a new request)."""
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Idempotency-Key": f"web-{secrets.token_urlsafe(12)}",
+    }
+    if json_body:
+        headers["Content-Type"] = "application/json"
+    return headers
 
 
 async def call_api(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from xfq.web import checkout, dashboard, fraud_review, report_page, wallet
+from xfq.web import checkout, dashboard, fraud_review, merchant_keys, report_page, wallet
 from xfq.web.common import STATIC_DIR
 from xfq.web.dashboard import LiveSettings
 
@@ -20,6 +20,7 @@ router.include_router(wallet.router)
 router.include_router(checkout.router)
 router.include_router(dashboard.router)
 router.include_router(fraud_review.router)
+router.include_router(merchant_keys.router)
 router.include_router(report_page.router)
 
 

@@ -191,12 +191,15 @@ class RedisClaimEngine:
     def stock(self) -> dict[str, int]:
         """Remaining count of every voucher type, summed over the shards."""
         types = [t.id for r in self._campaign.rounds for t in r.types]
-        pipe = self.redis.pipeline(transaction=False)
-        for type_id in types:
-            for shard in range(self.layout.shards):
-                pipe.get(self.layout.stock(shard, type_id))
-        values = iter(pipe.execute())
-        return {t: sum(int(next(values) or 0) for _ in range(self.layout.shards)) for t in types}
+        # One MGET per shard (its keys share a hash tag), not a pipeline of GETs: a Cluster
+        # pipeline sends each command that failed once more on its own, so a paused master held
+        # the read for a socket timeout per type.
+        with connect.storage_errors("the stock could not be read"):
+            per_shard = [
+                self.redis.mget([self.layout.stock(shard, type_id) for type_id in types])
+                for shard in range(self.layout.shards)
+            ]
+        return {t: sum(int(values[n] or 0) for values in per_shard) for n, t in enumerate(types)}
 
     def add_stock(self, type_id: str, count: int) -> None:
         """More vouchers of a type, recorded in the ledger first (a rollover into its round).
@@ -205,7 +208,8 @@ class RedisClaimEngine:
         later round opens, so no process has learnt the type as sold out yet; this one forgets
         it anyway."""
         assert count >= 0, count
-        self.redis.incrby(self.layout.stock(0, type_id), count)
+        with connect.storage_errors(f"no stock added to {type_id}"):
+            self.redis.incrby(self.layout.stock(0, type_id), count)
         with self._lock:
             self._sold_out.pop(type_id, None)
 
@@ -218,8 +222,11 @@ class RedisClaimEngine:
         known = {t.id: t.count for r in self._campaign.rounds for t in r.types}
         if same != known:
             raise XfqError("a running engine can change claim windows, not voucher types")
-        write_rounds(self.redis, self.layout, campaign)
-        self._openings.moved()
+        try:
+            with connect.storage_errors("the claim windows were not changed"):
+                write_rounds(self.redis, self.layout, campaign)
+        finally:  # some shards may hold the new windows even when the call failed
+            self._openings.moved()
         self._campaign = campaign
 
     def close(self) -> None:

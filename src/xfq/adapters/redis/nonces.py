@@ -64,7 +64,8 @@ class RedisNonceStore:
         with self._connecting:
             if self._client is None:
                 cluster = is_cluster(self._url, self._timeout_s)
-                # Not retried: a SET NX whose answer was lost would, sent again, find its own
-                # nonce and call a genuine request a replay. The till retries with a new nonce.
-                self._client = sync_client(self._url, cluster, self._timeout_s, retry=False)
+                # Sent once (as by every client, see connect.py): a SET NX whose answer was lost
+                # would, sent again, find its own nonce and call a genuine request a replay.
+                # The till retries with a new nonce.
+                self._client = sync_client(self._url, cluster, self._timeout_s)
             return self._client

@@ -30,6 +30,10 @@ from xfq.ports import LedgerReader, LedgerTx
 
 T = TypeVar("T")
 CAMPAIGN_LOCK = 0x7866_7104  # PostgreSQL advisory lock key held while installing a campaign
+# What every API worker reads once a second (bootstrap.KEY_REFRESH_S); ix_merchant_keys_revoked.
+REVOKED_KEYS = sa.select(tables.merchant_keys.c.key_id).where(
+    tables.merchant_keys.c.revoked_at_us.is_not(None)
+)
 
 
 @dataclass(frozen=True)
@@ -277,11 +281,9 @@ class SqlLedger:
             ]
 
     def revoked_merchant_keys(self) -> set[str]:
-        """Ids of the API keys an operator revoked (few: one read is cheap enough to repeat)."""
-        k = tables.merchant_keys
-        query = sa.select(k.c.key_id).where(k.c.revoked_at_us.is_not(None))
+        """Ids of the API keys an operator revoked (few, and indexed: cheap enough to repeat)."""
         with self._connect() as c:
-            return set(c.scalars(query))
+            return set(c.scalars(REVOKED_KEYS))
 
     def stored_answer(self, scope: str, key: str) -> tuple[str, int, str] | None:
         """(request hash, status, body) of an earlier write with this key."""
