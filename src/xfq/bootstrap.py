@@ -22,6 +22,7 @@ from xfq.api.auth.dev_issuer import DevIssuer
 from xfq.api.auth.merchant_signature import InMemoryNonceStore, NonceStore, SignatureVerifier
 from xfq.api.auth.personal_data import PersonalDataHasher
 from xfq.api.auth.tokens import TokenVerifier, TrustedIssuer
+from xfq.api.blocking import HandlerThreads
 from xfq.api.token_cache import CachedTokenVerifier
 from xfq.config import Settings
 from xfq.domain.campaign import Campaign
@@ -67,6 +68,7 @@ class Container:
     lock_path: Path | None
     passes: PassKeys
     pass_rules: PassRules
+    threads: HandlerThreads  # where handlers' ledger calls run, off the event loop
     campaign: Campaign | None = None
     engine: Engine | None = None
     waiting: WaitingRooms | None = None  # None when no round has a waiting room
@@ -81,11 +83,6 @@ class Container:
         if campaign is None or engine is None:
             raise NoCampaign("no campaign is loaded: an operator must import one first")
         return campaign, engine
-
-    @property
-    def nonces_block(self) -> bool:
-        """The nonce store waits on the network: check signatures off the event loop."""
-        return not isinstance(self.nonces, InMemoryNonceStore)
 
     def refresh_merchant_keys(self) -> bool:
         """Read the merchant keys again from the ledger (other worker processes approve
@@ -204,6 +201,7 @@ class Container:
         return moved
 
     def close(self) -> None:
+        self.threads.close()
         if self.engine is not None:
             self.engine.close()
         self._stop_persister()
@@ -280,6 +278,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
             timedelta(seconds=settings.claim_pass_lifetime_s),
             timedelta(seconds=settings.claim_pass_grace_s),
         ),
+        threads=HandlerThreads(settings.ledger_threads),
     )
     stored = ledger.campaign_spec()
     if stored is not None:

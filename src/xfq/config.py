@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     ledger_connect_timeout_s: float = Field(default=5.0, ge=2)
     ledger_tcp_timeout_s: float = Field(default=5.0, gt=0)
     ledger_answer_timeout_s: float = Field(default=5.0, gt=0)
+    # Threads per serving process for the request handlers' ledger calls (api/blocking.py). Each
+    # keeps a reader connection for good and takes at most two more while it works, out of the
+    # ledger engine's pool of 32 (the writer, the health check and the persister take some too).
+    ledger_threads: int = Field(default=8, ge=1, le=10)
     spec_path: Path | None = None
     till_code_key: SecretStr | None = None
     personal_data_key: SecretStr | None = None

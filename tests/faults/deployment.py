@@ -9,6 +9,7 @@ alone) moves Redis's claim streams into PostgreSQL. `supervise` plays systemd's
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -47,6 +48,22 @@ def _children(pid: int) -> list[int]:
         if ppid == pid:
             found.append(int(entry.name))
     return found
+
+
+def local_ports(pid: int) -> set[int]:
+    """The local ports of a process's IPv4 TCP sockets (its connections to a proxy among them)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target.removeprefix("socket:[").removesuffix("]"))
+    ports = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()  # sl local_address rem_address st ... uid timeout inode
+        if fields[9] in inodes:
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def _stop(process: subprocess.Popen[bytes] | None) -> None:

@@ -5,7 +5,8 @@ on a thread of its own and forwards each accepted connection to the target port.
 - `pass`: bytes go through as they come;
 - `delay`: every chunk waits `delay_s` before it is forwarded (a slow link);
 - `blackhole`: nothing is forwarded either way and new connections hang (a partition: TCP holds
-  the bytes until the link heals or a side gives up, as it would retransmit them);
+  the bytes until the link heals or a side gives up, as it would retransmit them); `held` says
+  whose bytes and connections it held, so a test knows which process waits on the cut;
 - `reset()`: every open connection is closed with an RST (SO_LINGER 0), once.
 """
 
@@ -36,6 +37,11 @@ def _rst(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
+def _client_port(writer: asyncio.StreamWriter) -> int:
+    """The port the proxy's client connected from (its local port)."""
+    return int(writer.get_extra_info("peername")[1])
+
+
 @dataclass(eq=False)  # hashed by identity: kept in a set
 class _Pair:
     client: asyncio.StreamWriter
@@ -52,6 +58,9 @@ class FaultProxy:
         self.mode: Mode = "pass"
         self.delay_s = 0.0
         self.resets = 0  # connections reset so far
+        # The client's port of every chunk and connection a blackhole held, in arrival order
+        # (appended on the proxy's thread; a test reads a slice of it)
+        self.held: list[int] = []
         self._pairs: set[_Pair] = set()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -97,6 +106,8 @@ class FaultProxy:
         return len(pairs)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.mode == "blackhole":
+            self.held.append(_client_port(writer))
         while self.mode == "blackhole":  # a partitioned link: the connect never completes
             await asyncio.sleep(STALL_POLL_S)
         try:
@@ -116,6 +127,8 @@ class FaultProxy:
     ) -> None:
         try:
             while data := await reader.read(CHUNK_BYTES):
+                if self.mode == "blackhole" and writer is pair.upstream:
+                    self.held.append(_client_port(pair.client))
                 while self.mode == "blackhole":
                     await asyncio.sleep(STALL_POLL_S)
                 if self.mode == "delay" and self.delay_s > 0:

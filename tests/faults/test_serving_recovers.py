@@ -1,7 +1,8 @@
 """`xfq serve --workers 2` on Redis and PostgreSQL: both workers start (neither takes the
 embedded engine's lock), a worker killed with -9 is replaced without the server stopping, a
 merchant approved through one worker is accepted by the other, a store's link cut off gives
-503s, not hangs, and everything carries on once it heals, a till's request replayed to the
+503s, not hangs, and everything carries on once it heals, a claim is answered while a wallet
+read on the same worker waits on the cut PostgreSQL link, a till's request replayed to the
 other worker is refused (the nonces are in Redis), and a key revoked through one worker is
 refused by both within the stated bound."""
 
@@ -12,7 +13,8 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -21,7 +23,8 @@ import psycopg
 import pytest
 
 from faults.campaign import OPENS_AT, spec_text
-from faults.deployment import Deployment
+from faults.deployment import Deployment, local_ports
+from faults.proxy import FaultProxy
 from xfq.api.auth.merchant_signature import signed_headers
 from xfq.api.auth.tokens import Role
 from xfq.bootstrap import KEY_REFRESH_S
@@ -201,6 +204,88 @@ def test_the_persister_moves_claims_again_after_the_postgresql_link_was_cut(
         time.sleep(0.1)
     assert deployment.persister.pid == persister_pid  # the same process, not restarted
     assert deployment.persister.poll() is None
+
+
+Pinned = tuple[httpx.Client, int]  # a keep-alive client, the local port of its connection
+
+
+def _port(answer: httpx.Response) -> int:
+    """The local port of the connection an answer came on."""
+    return int(answer.extensions["network_stream"].get_extra_info("client_addr")[1])
+
+
+@contextmanager
+def _clients_on_one_worker(d: Deployment) -> Iterator[tuple[Pinned, Pinned, int]]:
+    """Two keep-alive clients, each on its own connection to the same worker process, and the
+    process's id. An answer that came on the connection's port came from that process."""
+    opened: list[httpx.Client] = []
+    by_process: dict[int, Pinned] = {}
+    try:
+        while True:  # ends by the third client at the latest: two workers
+            client = httpx.Client(base_url=d.base_url, timeout=2 * CUT_BOUND_S)
+            opened.append(client)
+            health = client.get("/health")
+            process = health.json()["process"]
+            if process in by_process:
+                break
+            by_process[process] = (client, _port(health))
+        yield by_process[process], (client, _port(health)), process
+    finally:
+        for client in opened:
+            client.close()
+
+
+def _wait_held(proxy: FaultProxy, since: int, pid: int) -> None:
+    """Until the cut link holds bytes or a connection of process `pid` that arrived after the
+    proxy's `since`-th held one."""
+    deadline = time.monotonic() + CUT_BOUND_S
+    while not set(proxy.held[since:]) & local_ports(pid):
+        assert time.monotonic() < deadline, f"nothing of process {pid} waits on the cut link"
+        time.sleep(0.01)
+
+
+def _answered_at(send: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
+    answer = send()
+    return answer, time.monotonic()
+
+
+def test_a_claim_is_answered_while_a_wallet_read_on_its_worker_waits_on_the_cut_ledger(
+    deployment: Deployment,
+) -> None:
+    """The wallet reads the ledger off the event loop: while PostgreSQL is cut off, a claim sent
+    to the same worker behind a wallet read stuck on the link is answered from Redis at once,
+    then the wallet is answered 503 with Retry-After."""
+    d, proxy = deployment, deployment.postgres_proxy
+    assert proxy is not None
+    token = d.idp.token("p-off-loop", Role.CITIZEN, d.now, ttl=timedelta(days=1))
+    citizen = {"Authorization": f"Bearer {token}"}
+    claim = {**citizen, "Idempotency-Key": "off-loop-claim"}
+    with _clients_on_one_worker(d) as ((reading, reading_port), (claiming, claiming_port), pid):
+        assert reading.get("/v1/wallet", headers=citizen).status_code == 200
+        proxy.set("blackhole")  # until both answers came, however long
+        try:
+            since = len(proxy.held)
+            with ThreadPoolExecutor(1) as waiting:
+                wallet = waiting.submit(
+                    _answered_at, lambda: reading.get("/v1/wallet", headers=citizen)
+                )
+                _wait_held(proxy, since, pid)  # the worker's ledger read of it is stuck
+                claimed, claimed_at = _answered_at(
+                    lambda: claiming.post(
+                        "/v1/claims", json={"type_id": "r1-retail-30-6"}, headers=claim
+                    )
+                )
+                cut, cut_at = wallet.result()
+        finally:
+            proxy.set("pass")
+        assert (_port(cut), _port(claimed)) == (reading_port, claiming_port)  # both at `pid`
+        assert claimed.status_code == 201, claimed.text
+        assert cut.status_code == 503, cut.text
+        assert cut.json()["code"] == "storage_unavailable"
+        assert cut.headers["Retry-After"] == "1"
+        assert claimed_at < cut_at  # the claim did not wait behind the wallet's read
+        healed = reading.get("/v1/wallet", headers=citizen)
+        assert healed.status_code == 200, healed.text
 
 
 NOWHERE = "/v1/merchant/redemptions/no-such-redemption"  # 404 once the signature is accepted

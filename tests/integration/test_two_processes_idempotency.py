@@ -20,6 +20,7 @@ from starlette.types import Message
 from xfq.adapters.clock import SimulatedClock
 from xfq.adapters.sql.audit import iter_entries
 from xfq.adapters.sql.ledger import SqlLedger
+from xfq.api.blocking import HandlerThreads
 from xfq.api.idempotency import once
 from xfq.bootstrap import Container
 from xfq.services import operations
@@ -34,6 +35,7 @@ class Worker:
 
     ledger: SqlLedger
     clock: SimulatedClock
+    threads: HandlerThreads
 
 
 def post(path: str) -> Request:
@@ -47,11 +49,9 @@ def post(path: str) -> Request:
 async def approve(container: Container, merchant: str) -> str:
     """The approval route's work under `once`: what the request was answered."""
 
-    async def handle() -> str:
+    def handle() -> str:
         key_id, secret = f"mk_{secrets.token_hex(6)}", secrets.token_hex(8)
-        await asyncio.wrap_future(
-            operations.approve_merchant(container.ledger, "op", merchant, key_id, secret, AT)
-        )
+        operations.approve_merchant(container.ledger, "op", merchant, key_id, secret, AT).result()
         return json.dumps({"key_id": key_id})
 
     path = f"/v1/ops/merchants/{merchant}/approve"
@@ -65,13 +65,14 @@ async def approve(container: Container, merchant: str) -> str:
 
 
 def worker_process(url: str, barrier: Barrier, answers: Queue[tuple[str, str]]) -> None:
-    ledger = SqlLedger(url)
-    container = cast(Container, Worker(ledger, SimulatedClock(AT)))
+    ledger, threads = SqlLedger(url), HandlerThreads(2)
+    container = cast(Container, Worker(ledger, SimulatedClock(AT), threads))
     try:
         for n in range(MERCHANTS):
             barrier.wait(30)
             answers.put((f"m{n}", asyncio.run(approve(container, f"m{n}"))))
     finally:
+        threads.close()
         ledger.close()
 
 

@@ -3,7 +3,6 @@ and the daily digest a city publishes."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, date
 from typing import Annotated, Any
@@ -12,8 +11,10 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from xfq.adapters.sql.audit import iter_entries, page
+from xfq.api.blocking import on_ledger
 from xfq.api.deps import ContainerDep, ReaderDep
 from xfq.api.schemas import PROBLEM_RESPONSES, Day
+from xfq.bootstrap import Container
 from xfq.domain.audit import AuditEntry, daily_digest, verify_chain
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=PROBLEM_RESPONSES)
@@ -69,6 +70,10 @@ def _out(e: AuditEntry) -> AuditEntryOut:
     )
 
 
+def _whole_log(container: Container) -> list[AuditEntry]:
+    return list(iter_entries(container.ledger.engine))
+
+
 @router.get("/entries", response_model=AuditPageOut)
 async def entries(
     _: ReaderDep,
@@ -77,7 +82,7 @@ async def entries(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditPageOut:
     """Entries in sequence order after `after_seq`."""
-    found = await asyncio.to_thread(page, container.ledger.engine, after_seq, limit)
+    found = await on_ledger(container, page, container.ledger.engine, after_seq, limit)
     following = found[-1].seq if len(found) == limit else None
     return AuditPageOut(entries=[_out(e) for e in found], next_after_seq=following)
 
@@ -85,7 +90,7 @@ async def entries(
 @router.get("/verify", response_model=VerifyOut)
 async def verify(_: ReaderDep, container: ContainerDep) -> VerifyOut:
     """Recompute the whole chain; where it breaks, if it does."""
-    log = await asyncio.to_thread(lambda: list(iter_entries(container.ledger.engine)))
+    log = await on_ledger(container, _whole_log, container)
     broken = verify_chain(log)
     return VerifyOut(
         ok=broken is None,
@@ -103,7 +108,7 @@ async def digest(
     container: ContainerDep,
 ) -> DigestOut:
     """The day's digest, as `xfq audit digest` prints it."""
-    log = await asyncio.to_thread(lambda: list(iter_entries(container.ledger.engine)))
+    log = await on_ledger(container, _whole_log, container)
     tz = container.campaign.tz if container.campaign is not None else UTC
     d = daily_digest(log, day, tz)
     return DigestOut(

@@ -8,6 +8,7 @@ import segno
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 
+from xfq.api.blocking import read_ledger, stock
 from xfq.api.claiming import claim, claimant
 from xfq.api.deps import CitizenDep, ContainerDep, IdempotencyKey
 from xfq.api.schemas import (
@@ -40,7 +41,7 @@ ClaimPassHeader = Annotated[
 async def get_campaign(container: ContainerDep) -> CampaignOut:
     """The running campaign with each voucher type's remaining stock (public)."""
     campaign, engine = container.running()
-    return campaign_out(campaign, engine.stock())
+    return campaign_out(campaign, await stock(engine))
 
 
 @router.post(
@@ -82,7 +83,7 @@ async def post_claim(
 @router.get("/wallet", response_model=WalletOut)
 async def get_wallet(identity: CitizenDep, container: ContainerDep) -> WalletOut:
     campaign, _ = container.running()
-    entries = wallet(container.ledger.reader(), campaign, identity.subject)
+    entries = await read_ledger(container, wallet, campaign, identity.subject)
     return WalletOut(
         person_id=identity.subject,
         vouchers=[voucher_out(e.voucher, e.voucher_type, campaign.tz) for e in entries],
@@ -101,7 +102,7 @@ async def post_till_code(
     qr: Annotated[bool, Query(description="Include the QR code as SVG (costs ~10 ms)")] = True,
 ) -> TillCodeOut:
     """A short-lived signed code (and its QR) to show at the till."""
-    voucher = container.ledger.reader().voucher(voucher_id)
+    voucher = await read_ledger(container, lambda reader: reader.voucher(voucher_id))
     if voucher is None or voucher.person_id != identity.subject:
         raise UnknownObject("no such voucher in this wallet")
     now = container.clock.now()

@@ -13,6 +13,7 @@ from xfq.bootstrap import Container
 
 # Every dependency is `async def`: FastAPI runs a plain `def` one in a worker thread, which cost
 # more than the dependency itself (measured ~0.1 ms a hop, and GIL contention with the writer).
+# The one that waits on the ledger or Redis (`merchant`) hands that part to a thread itself.
 
 
 async def get_container(request: Request) -> Container:
@@ -85,11 +86,10 @@ async def merchant(request: Request, container: ContainerDep) -> str:
                 raise
             return verify()
 
-    if container.nonces_block:
-        # The shared nonce store is a Redis round trip: a slow or cut link must hold up this
-        # till alone, not every request of the process.
-        return await run_in_threadpool(checked)
-    return checked()
+    # Off the event loop: the revoked keys are read from the ledger (once a second) and the
+    # shared nonce store is a Redis round trip; a slow or cut link must hold up this till alone,
+    # not every request of the process. It takes no `SqlLedger.reader`: anyio's pool will do.
+    return await run_in_threadpool(checked)
 
 
 CitizenDep = Annotated[Identity, Depends(citizen)]

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from xfq.api.blocking import read_ledger
 from xfq.api.deps import ContainerDep, DeskDep, IdempotencyKey
 from xfq.api.schemas import PROBLEM_RESPONSES, ClaimOut, voucher_out
 from xfq.bootstrap import Container
@@ -109,7 +110,7 @@ async def post_paper(
     voucher_id: VoucherId, body: PaperIn, staff: DeskDep, container: ContainerDep
 ) -> PaperOut:
     """A printable code and QR for a person's voucher, valid until the voucher's validity ends."""
-    voucher = container.ledger.reader().voucher(voucher_id)
+    voucher = await read_ledger(container, lambda reader: reader.voucher(voucher_id))
     if voucher is None or voucher.person_id != body.person_id:
         raise UnknownObject("no such voucher for this person")
     now = container.clock.now()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -11,6 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from xfq.adapters.sql.fraud import SqlFraudStore, StoredFlag, get_flag, list_flags
+from xfq.api.blocking import on_ledger
 from xfq.api.deps import ContainerDep, IdempotencyKey, OperatorDep, ReaderDep
 from xfq.api.idempotency import once
 from xfq.api.schemas import PROBLEM_RESPONSES
@@ -85,9 +85,8 @@ async def scan(
 ) -> Response:
     """Run every rule over the ledger; flags already stored are not added again."""
 
-    async def handle() -> ScanOut:
-        store = SqlFraudStore(container.ledger.engine)
-        result = await asyncio.to_thread(run_scan, store, container.clock.now())
+    def handle() -> ScanOut:
+        result = run_scan(SqlFraudStore(container.ledger.engine), container.clock.now())
         merchants = len({f.merchant_id for f in result.flags})
         return ScanOut(flags=len(result.flags), new=result.new, merchants=merchants)
 
@@ -102,13 +101,13 @@ async def flags(
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> list[FlagOut]:
     """Flags by rule and merchant; `status=open` is the review queue."""
-    found = await asyncio.to_thread(list_flags, container.ledger.engine, status, limit)
+    found = await on_ledger(container, list_flags, container.ledger.engine, status, limit)
     return [flag_out(f) for f in found]
 
 
 @router.get("/flags/{flag_id}", response_model=FlagOut)
 async def flag(flag_id: FlagId, _: ReaderDep, container: ContainerDep) -> FlagOut:
-    found = await asyncio.to_thread(get_flag, container.ledger.engine, flag_id)
+    found = await on_ledger(container, get_flag, container.ledger.engine, flag_id)
     if found is None:
         raise UnknownObject(f"no fraud flag {flag_id}")
     return flag_out(found)
@@ -144,9 +143,8 @@ async def dismiss(
 
 
 async def _review(review: Review, request: Request, key: str, container: Container) -> Response:
-    async def handle() -> ReviewOut:
-        unit = review_unit(review, container.clock.now())
-        answer = await asyncio.wrap_future(container.ledger.write(unit))
+    def handle() -> ReviewOut:
+        answer = container.ledger.write(review_unit(review, container.clock.now())).result()
         return ReviewOut(
             flag_id=answer.flag_id,
             status=answer.status.value,

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from xfq.adapters.sql.lottery import SqlHouseholdStore
+from xfq.api.blocking import on_ledger, one_at_a_time
 from xfq.api.deps import CitizenDep, ContainerDep, IdempotencyKey
 from xfq.api.schemas import PROBLEM_RESPONSES
 from xfq.domain.errors import UnknownObject
@@ -33,14 +34,21 @@ async def post_household(
     engine = fair_engine(container.running()[1], "a household")
     store = SqlHouseholdStore(container.ledger.engine)
     now = container.clock.now()
-    members = declare_household(store, engine, identity.subject, body.members, now)
+    members = await one_at_a_time(
+        container, declare_household, store, engine, identity.subject, body.members, now
+    )
     return HouseholdOut(head_id=identity.subject, members=members)
 
 
 @router.get("", response_model=HouseholdOut)
 async def get_household(identity: CitizenDep, container: ContainerDep) -> HouseholdOut:
-    store = SqlHouseholdStore(container.ledger.engine)
-    head = store.households().get(identity.subject)
+    return await on_ledger(
+        container, _household, SqlHouseholdStore(container.ledger.engine), identity.subject
+    )
+
+
+def _household(store: SqlHouseholdStore, person_id: str) -> HouseholdOut:
+    head = store.households().get(person_id)
     if head is None:
         raise UnknownObject("you are not in a declared household")
     return HouseholdOut(head_id=head, members=store.members(head))

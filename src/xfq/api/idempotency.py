@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
 
+from xfq.api.blocking import on_ledger, one_at_a_time
 from xfq.api.problems import problem
 from xfq.bootstrap import Container
 
@@ -28,13 +29,30 @@ async def once(
     container: Container,
     subject: str,
     key: str,
-    handle: Callable[[], Awaitable[Any]],
+    handle: Callable[[], Any],
     status: int = 200,
+    *,
+    serial: bool = False,
 ) -> Response:
-    """Answer `handle()` for this key once; later calls with the key get the same answer."""
+    """Answer `handle()` for this key once; later calls with the key get the same answer.
+
+    `handle` runs with the key's checks on a ledger thread (`serial`: on the one thread of
+    `one_at_a_time`), never on the event loop: it may wait on the ledger as it likes."""
     body = await request.body()
     scope = f"{subject}:{request.method}:{request.url.path}"
     digest = hashlib.sha256(body).hexdigest()
+    run = one_at_a_time if serial else on_ledger
+    return await run(container, _answer_once, container, scope, key, digest, handle, status)
+
+
+def _answer_once(
+    container: Container,
+    scope: str,
+    key: str,
+    digest: str,
+    handle: Callable[[], Any],
+    status: int,
+) -> Response:
     stored = container.ledger.stored_answer(scope, key)
     if stored is not None:
         return _replay(stored, digest)
@@ -49,7 +67,7 @@ async def once(
             stored = container.ledger.stored_answer(scope, key)  # answered there meanwhile
             if stored is not None:
                 return _replay(stored, digest)
-            answer = await handle()
+            answer = handle()
             payload = answer.model_dump_json() if hasattr(answer, "model_dump_json") else answer
             ledger = container.ledger
             ledger.store_answer(scope, key, digest, status, payload, container.clock.now())

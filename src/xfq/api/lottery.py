@@ -15,6 +15,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from xfq.adapters.sql.lottery import SqlHouseholdStore, SqlLotteryStore
+from xfq.api.auth.tokens import Identity
+from xfq.api.blocking import on_ledger, one_at_a_time
 from xfq.api.claiming import citizen_of
 from xfq.api.deps import CitizenDep, ContainerDep, IdempotencyKey, OperatorDep
 from xfq.api.idempotency import once
@@ -102,7 +104,7 @@ def _page(container: Container, round_id: str) -> LotteryOut:
 @router.get("/{round_id}", response_model=LotteryOut)
 async def get_lottery(round_id: RoundId, container: ContainerDep) -> LotteryOut:
     """The round page's facts: windows, caps, and every hash published so far (public)."""
-    return _page(container, round_id)
+    return await on_ledger(container, _page, container, round_id)
 
 
 @router.get("/{round_id}/registrations.txt", response_class=Response)
@@ -110,12 +112,15 @@ async def get_registrations(round_id: RoundId, container: ContainerDep) -> Respo
     """The frozen registration list, once registration has closed (public)."""
     campaign, _ = container.running()
     service.lottery_round(campaign, round_id)
-    store = _store(container)
+    listed = await on_ledger(container, _frozen_list, _store(container), round_id)
+    return Response(listed, media_type="text/plain; charset=utf-8")
+
+
+def _frozen_list(store: SqlLotteryStore, round_id: str) -> bytes:
     state = store.state(round_id)
     if state is None or state.frozen_at is None:
         raise LotteryRefused(f"the registration list of round {round_id} is not frozen yet")
-    listed = registration_list(store.registrations(round_id))
-    return Response(listed, media_type="text/plain; charset=utf-8")
+    return registration_list(store.registrations(round_id))
 
 
 @router.get("/{round_id}/draw.json", response_class=Response)
@@ -123,7 +128,7 @@ async def get_draw(round_id: RoundId, container: ContainerDep) -> Response:
     """The draw's inputs, seed and winners, once drawn (public)."""
     campaign, _ = container.running()
     service.lottery_round(campaign, round_id)
-    state = _store(container).state(round_id)
+    state = await on_ledger(container, _store(container).state, round_id)
     if state is None or state.draw_json is None:
         raise LotteryRefused(f"round {round_id} has not been drawn yet")
     return Response(state.draw_json, media_type="application/json")
@@ -144,6 +149,17 @@ async def post_registration(
 ) -> JSONResponse:
     """Register for the draw of one voucher type; eligibility is checked now. A repeat changes
     nothing (200), whatever its Idempotency-Key."""
+    new, out = await one_at_a_time(container, _register, container, round_id, body, identity)
+    return JSONResponse(out.model_dump(mode="json"), status_code=201 if new else 200)
+
+
+def _register(
+    container: Container,
+    round_id: str,
+    body: RegistrationByType | RegistrationByCategory,
+    identity: Identity,
+) -> tuple[bool, RegistrationOut]:
+    """Whether newly registered, and what the person registered for now."""
     campaign, _ = container.running()
     store = _store(container)
     citizen, now = citizen_of(identity), container.clock.now()
@@ -153,8 +169,7 @@ async def post_registration(
         new = bool(
             service.register_category(store, campaign, citizen, round_id, body.category, now)
         )
-    out = _mine(container, round_id, identity.subject)
-    return JSONResponse(out.model_dump(mode="json"), status_code=201 if new else 200)
+    return new, _mine(container, round_id, identity.subject)
 
 
 @router.get("/{round_id}/me", response_model=RegistrationOut)
@@ -164,7 +179,7 @@ async def get_mine(
     """What this person registered for, and after the draw what they won."""
     campaign, _ = container.running()
     service.lottery_round(campaign, round_id)
-    return _mine(container, round_id, identity.subject)
+    return await on_ledger(container, _mine, container, round_id, identity.subject)
 
 
 def _mine(container: Container, round_id: str, person_id: str) -> RegistrationOut:
@@ -197,14 +212,14 @@ async def post_commit(
 ) -> Response:
     """Choose the secret seed and publish its SHA-256 (before registration closes; once)."""
 
-    async def handle() -> LotteryOut:
+    def handle() -> LotteryOut:
         campaign, _ = container.running()
         service.commit_seed(
             _store(container), campaign, round_id, who.subject, container.clock.now()
         )
         return _page(container, round_id)
 
-    return await once(request, container, who.subject, key, handle)
+    return await once(request, container, who.subject, key, handle, serial=True)
 
 
 @ops_router.post("/{round_id}/freeze", response_model=LotteryOut)
@@ -217,12 +232,12 @@ async def post_freeze(
 ) -> Response:
     """Freeze the registration list and publish its hash (after registration closed)."""
 
-    async def handle() -> LotteryOut:
+    def handle() -> LotteryOut:
         campaign, _ = container.running()
         service.freeze(_store(container), campaign, round_id, container.clock.now())
         return _page(container, round_id)
 
-    return await once(request, container, who.subject, key, handle)
+    return await once(request, container, who.subject, key, handle, serial=True)
 
 
 @ops_router.post("/{round_id}/draw", response_model=DrawOut)
@@ -236,7 +251,7 @@ async def post_draw(
     """Draw (at or after draw_at), reveal the seed and issue the winners' vouchers; a repeat
     issues only what a crash left missing."""
 
-    async def handle() -> DrawOut:
+    def handle() -> DrawOut:
         campaign, engine = container.running()
         outcome = service.run_draw(
             _store(container),
@@ -258,4 +273,4 @@ async def post_draw(
             registrations_sha256=record.registrations_sha256,
         )
 
-    return await once(request, container, who.subject, key, handle)
+    return await once(request, container, who.subject, key, handle, serial=True)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
+from xfq.api.blocking import read_ledger
 from xfq.api.deps import ContainerDep, IdempotencyKey, MerchantDep
 from xfq.api.schemas import (
     PROBLEM_RESPONSES,
@@ -78,14 +79,9 @@ async def post_quote(body: QuoteIn, merchant_id: MerchantDep, container: Contain
     """What the presented voucher takes off this order, or why it does not apply."""
     campaign, _ = container.running()
     read = _read(container, body.code)
-    q = quote_order(
-        container.ledger.reader(),
-        campaign,
-        container.clock.now(),
-        merchant_id,
-        read.person_id,
-        _order(body.order),
-        read.voucher_id,
+    now, order = container.clock.now(), _order(body.order)
+    q = await read_ledger(
+        container, quote_order, campaign, now, merchant_id, read.person_id, order, read.voucher_id
     )
     return _quote_out(q)
 
@@ -133,7 +129,7 @@ def _raise_refusal(code: CheckoutCode | RefundCode, message: str) -> None:
 async def get_redemption(
     redemption_id: RedemptionId, merchant_id: MerchantDep, container: ContainerDep
 ) -> RedemptionOut:
-    found = container.ledger.reader().redemption(redemption_id)
+    found = await read_ledger(container, lambda reader: reader.redemption(redemption_id))
     if found is None or found.merchant_id != merchant_id:
         raise UnknownObject("no such redemption at this merchant")
     return _redemption_out(found)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from xfq.api.blocking import on_ledger, stock
 from xfq.api.claiming import ClaimStats
 from xfq.api.deps import ContainerDep, IdempotencyKey, OperatorDep, ReaderDep
 from xfq.api.idempotency import once
@@ -57,16 +58,14 @@ async def put_campaign(
 ) -> Response:
     """Import (or update) the campaign from its TOML text; refused with every problem listed."""
 
-    async def handle() -> CampaignOut:
+    def handle() -> CampaignOut:
         now = container.clock.now()
         container.load_campaign(body.toml, "the uploaded campaign", now)
         campaign, engine = container.running()
         details = {"spec_sha256": hashlib.sha256(body.toml.encode("utf-8")).hexdigest()}
-        await asyncio.wrap_future(
-            container.ledger.write(
-                lambda tx: record(tx, who.subject, "campaign.imported", campaign.id, details, now)
-            )
-        )
+        container.ledger.write(
+            lambda tx: record(tx, who.subject, "campaign.imported", campaign.id, details, now)
+        ).result()
         return campaign_out(campaign, engine.stock())
 
     return await once(request, container, who.subject, key, handle)
@@ -82,14 +81,12 @@ async def post_merchant(
 ) -> Response:
     """Enroll a merchant in a category; it can redeem once approved."""
 
-    async def handle() -> MerchantOut:
+    def handle() -> MerchantOut:
         container.running()[0].category(body.category)  # unknown category: 404 with the reason
         at = container.clock.now()
-        await asyncio.wrap_future(
-            operations.enroll_merchant(
-                container.ledger, who.subject, body.id, body.name, body.category, at
-            )
-        )
+        operations.enroll_merchant(
+            container.ledger, who.subject, body.id, body.name, body.category, at
+        ).result()
         return MerchantOut(id=body.id, name=body.name, category=body.category, status="pending")
 
     return await once(request, container, who.subject, key, handle, status=201)
@@ -108,14 +105,12 @@ async def approve_merchant(
     approved merchant again issues it another key, for a second till or to rotate a key; each
     works until it is revoked."""
 
-    async def handle() -> MerchantKeyOut:
+    def handle() -> MerchantKeyOut:
         key_id, secret = f"mk_{secrets.token_urlsafe(9)}", secrets.token_urlsafe(32)
         at = container.clock.now()
-        await asyncio.wrap_future(
-            operations.approve_merchant(
-                container.ledger, who.subject, merchant_id, key_id, secret, at
-            )
-        )
+        operations.approve_merchant(
+            container.ledger, who.subject, merchant_id, key_id, secret, at
+        ).result()
         container.merchant_keys[key_id] = (secret.encode(), merchant_id)
         return MerchantKeyOut(merchant_id=merchant_id, key_id=key_id, secret=secret)
 
@@ -132,6 +127,10 @@ async def list_merchant_keys(
 ) -> list[MerchantKeyListedOut]:
     """A merchant's API keys, oldest first, with when each was issued and revoked (never the
     secrets): which key to revoke when a till's key is lost or leaked."""
+    return await on_ledger(container, _merchant_keys, container, merchant_id)
+
+
+def _merchant_keys(container: Container, merchant_id: str) -> list[MerchantKeyListedOut]:
     if container.ledger.reader().merchant(merchant_id) is None:
         raise UnknownObject(f"no merchant {merchant_id}")
     return [
@@ -163,11 +162,11 @@ async def revoke_merchant_key(
     keys keep working; to rotate, approve the merchant again for a new key, then revoke the old
     one. Revoking a revoked key answers its first revocation and changes nothing."""
 
-    async def handle() -> MerchantKeyRevokedOut:
+    def handle() -> MerchantKeyRevokedOut:
         at = container.clock.now()
-        revoked_at = await asyncio.wrap_future(
-            operations.revoke_merchant_key(container.ledger, who.subject, merchant_id, key_id, at)
-        )
+        revoked_at = operations.revoke_merchant_key(
+            container.ledger, who.subject, merchant_id, key_id, at
+        ).result()
         container.forget_key(key_id)
         return MerchantKeyRevokedOut(
             merchant_id=merchant_id,
@@ -204,18 +203,12 @@ async def reinstate_merchant(
     return await _status_change(merchant_id, "enrolled", request, who.subject, key, container)
 
 
-async def _set_status(container: Container, actor: str, merchant_id: str, status: str) -> None:
-    at = container.clock.now()
-    await asyncio.wrap_future(
-        operations.set_merchant_status(container.ledger, actor, merchant_id, status, at)
-    )
-
-
 async def _status_change(
     merchant_id: str, status: str, request: Request, actor: str, key: str, container: Container
 ) -> Response:
-    async def handle() -> MerchantOut:
-        await _set_status(container, actor, merchant_id, status)
+    def handle() -> MerchantOut:
+        at = container.clock.now()
+        operations.set_merchant_status(container.ledger, actor, merchant_id, status, at).result()
         m = next(m for m in container.ledger.merchants() if m.id == merchant_id)
         return MerchantOut(id=m.id, name=m.name, category=m.category, status=m.status)
 
@@ -257,7 +250,7 @@ async def _move(
     key: str,
     container: Container,
 ) -> Response:
-    async def handle() -> CampaignOut:
+    def handle() -> CampaignOut:
         campaign = container.move_window(round_id, action, operator_id)
         return campaign_out(campaign, container.running()[1].stock())
 
@@ -266,9 +259,9 @@ async def _move(
 
 @router.get("/merchants", response_model=list[MerchantOut])
 async def list_merchants(_: ReaderDep, container: ContainerDep) -> list[MerchantOut]:
+    merchants = await on_ledger(container, container.ledger.merchants)
     return [
-        MerchantOut(id=m.id, name=m.name, category=m.category, status=m.status)
-        for m in container.ledger.merchants()
+        MerchantOut(id=m.id, name=m.name, category=m.category, status=m.status) for m in merchants
     ]
 
 
@@ -278,7 +271,7 @@ async def get_stats(request: Request, _: ReaderDep, container: ContainerDep) -> 
     engine = container.running()[1]
     stats: ClaimStats = request.app.state.claim_stats
     return StatsOut(
-        remaining=engine.stock(),
+        remaining=await stock(engine),
         answers_by_code=dict(stats.by_code),
         claims_per_second=sorted(stats.per_second.items()),
     )

@@ -3,7 +3,6 @@ downloads its own statement (CSV)."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date, datetime
 from typing import Annotated
 
@@ -14,6 +13,7 @@ from pydantic import BaseModel
 from xfq.adapters.settlement_files import day_csv, statement_csv
 from xfq.adapters.sql.rollovers import SqlRolloverStore
 from xfq.adapters.sql.settlement import SqlSettlementStore
+from xfq.api.blocking import on_ledger
 from xfq.api.deps import ContainerDep, IdempotencyKey, MerchantDep, OperatorDep, ReaderDep
 from xfq.api.idempotency import once
 from xfq.api.schemas import PROBLEM_RESPONSES, Day
@@ -104,8 +104,7 @@ def _store(container: Container) -> SqlSettlementStore:
 
 async def _settlement(container: Container, day: date) -> DaySettlement:
     campaign, _ = container.running()
-    # A day's settlement reads every redemption: off the event loop.
-    return await asyncio.to_thread(day_settlement, _store(container), campaign, day)
+    return await on_ledger(container, day_settlement, _store(container), campaign, day)
 
 
 def _names(container: Container) -> dict[str, str]:
@@ -122,8 +121,9 @@ async def get_settlement(day: Day, _: ReaderDep, container: ContainerDep) -> Set
 async def get_settlement_csv(day: Day, _: ReaderDep, container: ContainerDep) -> Response:
     """The day's lines and totals for finance, as `xfq settle` writes them."""
     settlement = await _settlement(container, day)
+    names = await on_ledger(container, _names, container)
     tz = container.running()[0].tz
-    return Response(day_csv(settlement, _names(container), tz), media_type=CSV)
+    return Response(day_csv(settlement, names, tz), media_type=CSV)
 
 
 @ops_router.post("/settlements/{day}/close", response_model=SettlementOut)
@@ -133,11 +133,9 @@ async def post_close(
     """Close a finished day once paid: its statement is frozen; later reversals of its
     redemptions go into the next open day. Closing a closed day returns it unchanged."""
 
-    async def handle() -> SettlementOut:
+    def handle() -> SettlementOut:
         campaign, _ = container.running()
-        closing = await asyncio.to_thread(
-            close_day, _store(container), campaign, day, container.clock.now(), who.subject
-        )
+        closing = close_day(_store(container), campaign, day, container.clock.now(), who.subject)
         return _settlement_out(closing.settlement)
 
     return await once(request, container, who.subject, key, handle)
@@ -152,11 +150,9 @@ async def post_rollover(
     container: ContainerDep,
 ) -> Response:
     """Roll a finished round's unclaimed and expired value into the later round (once)."""
-
-    async def handle() -> RolloverOut:
-        return await asyncio.to_thread(run_rollover, container, round_id)
-
-    return await once(request, container, who.subject, key, handle)
+    return await once(
+        request, container, who.subject, key, lambda: run_rollover(container, round_id)
+    )
 
 
 def run_rollover(container: Container, round_id: str) -> RolloverOut:
@@ -189,4 +185,5 @@ async def get_statement(day: Day, merchant_id: MerchantDep, container: Container
     settlement = await _settlement(container, day)
     tz = container.running()[0].tz
     statement = settlement.statement(merchant_id)
-    return Response(statement_csv(statement, _names(container), tz), media_type=CSV)
+    names = await on_ledger(container, _names, container)
+    return Response(statement_csv(statement, names, tz), media_type=CSV)

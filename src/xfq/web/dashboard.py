@@ -21,6 +21,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 
 from xfq.adapters.sql.lottery import SqlLotteryStore
 from xfq.api.auth.tokens import Role
+from xfq.api.blocking import on_ledger, stock
 from xfq.api.claiming import ClaimStats
 from xfq.bootstrap import Container
 from xfq.domain.campaign import Campaign
@@ -115,7 +116,7 @@ async def _note_sold_out(
     gone = [t for t, n in remaining.items() if n == 0 and t not in live.sold_out_at]
     if not gone:
         return
-    found = await asyncio.to_thread(_sold_out_moments, container, campaign, gone)
+    found = await on_ledger(container, _sold_out_moments, container, campaign, gone)
     for type_id, last_us in found.items():
         live.sold_out_at[type_id] = _EPOCH + timedelta(microseconds=last_us)
 
@@ -127,7 +128,7 @@ async def live_numbers(request: Request) -> dict[str, Any]:
     live = live_settings(request)
     campaign, engine = container.running()
     now = container.clock.now()
-    remaining = engine.stock()
+    remaining = await stock(engine)
     await _note_sold_out(container, campaign, remaining, live)
     now_s = int(now.timestamp())
     series = [stats.per_second.get(s, 0) for s in range(now_s - SERIES_S + 1, now_s + 1)]
@@ -250,13 +251,25 @@ async def _dashboard(
         "numbers": numbers,
         "types": type_rows(t, campaign, numbers["remaining"]),
         "rounds": round_rows(campaign, container.clock.now()),
-        "fair": fair_notes(t, campaign, _lottery_states(container, campaign)),
-        "days": await asyncio.to_thread(day_rows, t, container, campaign),
-        "merchants": container.ledger.merchants(),
         "categories": [(c.id, category_name(t, campaign, c.id)) for c in campaign.categories],
         "category_names": {c.id: category_name(t, campaign, c.id) for c in campaign.categories},
         "enrolled": enrolled,
         "error": error,
+    }
+    # On a ledger thread: what is read here, and the fraud queue the template reads as it
+    # renders (`fraud_review.fraud_queue`).
+    return await on_ledger(container, _render_dashboard, request, t, campaign, context)
+
+
+def _render_dashboard(
+    request: Request, t: Translator, campaign: Campaign, context: dict[str, Any]
+) -> Response:
+    container = container_of(request)
+    context = {
+        **context,
+        "fair": fair_notes(t, campaign, _lottery_states(container, campaign)),
+        "days": day_rows(t, container, campaign),
+        "merchants": container.ledger.merchants(),
     }
     return render(request, "dashboard.html", context)
 

@@ -73,8 +73,8 @@ class Queue:
 def fraud_queue(request: Request) -> Queue:
     """Open flags first, then reviewed ones; with any error of the last action.
 
-    A template global reads the ledger while the page renders: a few indexed rows, cheaper
-    than the thread hop the dashboard's larger queries take."""
+    A template global reads the ledger while the page renders: the dashboard renders on a
+    ledger thread for this (`web/dashboard.py`), never on the event loop."""
     engine = container_of(request).ledger.engine
     flags = list_flags(engine, limit=SHOWN_FLAGS)
     code = request.query_params.get("fraud_error")

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
 from xfq.api.auth.tokens import Role
+from xfq.api.blocking import on_ledger
 from xfq.api.claiming import ClaimStats, citizen_of, claim
 from xfq.api.ratelimit import RateLimiter
 from xfq.bootstrap import Container
@@ -158,7 +159,13 @@ def wallet_views(t: Translator, container: Container, person_id: str) -> list[Vo
     return views
 
 
-def _context(request: Request, subject: str | None) -> dict[str, Any]:
+async def _context(request: Request, subject: str | None) -> dict[str, Any]:
+    """What the wallet's templates show, read on a ledger thread (the round's stock is a Redis
+    round trip on the Redis engine)."""
+    return await on_ledger(container_of(request), _read_context, request, subject)
+
+
+def _read_context(request: Request, subject: str | None) -> dict[str, Any]:
     container = container_of(request)
     t = translator(request)
     return {
@@ -179,17 +186,17 @@ def _subject(request: Request) -> str | None:
 
 @router.get("/")
 async def wallet_page(request: Request) -> Response:
-    return render(request, "wallet.html", _context(request, _subject(request)))
+    return render(request, "wallet.html", await _context(request, _subject(request)))
 
 
 @router.get("/wallet/round")
 async def round_fragment(request: Request) -> Response:
-    return render(request, "_round.html", _context(request, _subject(request)))
+    return render(request, "_round.html", await _context(request, _subject(request)))
 
 
 @router.get("/wallet/vouchers")
 async def vouchers_fragment(request: Request) -> Response:
-    return render(request, "_vouchers.html", _context(request, _subject(request)))
+    return render(request, "_vouchers.html", await _context(request, _subject(request)))
 
 
 @router.post("/wallet/login")
@@ -204,7 +211,7 @@ async def login(request: Request, _: SameOrigin) -> Response:
         in_city=form.get("in_city") == "on",
     )
     if token is None:
-        context = {**_context(request, None), "login_error": "subject_invalid"}
+        context = {**await _context(request, None), "login_error": "subject_invalid"}
         return render(request, "wallet.html", context, status=422)
     response = RedirectResponse("/", status_code=303)
     start_session(request, response, CITIZEN_COOKIE, token)
