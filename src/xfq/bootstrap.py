@@ -140,6 +140,7 @@ class Container:
         s = self.settings
         if s.redis_url is None:
             return EmbeddedClaimEngine(campaign, self.ledger, self.ids, self.lock_path)
+        from xfq.adapters.redis.connect import storage_errors
         from xfq.adapters.redis.engine import EngineTuning, RedisClaimEngine
         from xfq.adapters.redis.persister import Persister
         from xfq.domain.fair import engine_rules_used
@@ -157,9 +158,10 @@ class Container:
                 + ", ".join(unsupported)
                 + " yet: run this campaign on the embedded engine (without --redis)"
             )
-        persister = redis_persister(s.redis_url, campaign, self.ledger, s.redis_shards)
         tuning = EngineTuning(s.redis_max_batch, s.redis_window_ms / 1000)
-        engine = RedisClaimEngine(campaign, s.redis_url, self.ids, tuning)
+        with storage_errors("the Redis claim engine (XFQ_REDIS_URL) could not start"):
+            persister = redis_persister(s.redis_url, campaign, self.ledger, s.redis_shards)
+            engine = RedisClaimEngine(campaign, s.redis_url, self.ids, tuning)
         if s.redis_persister:
             self._stop_persister()
             stop = threading.Event()

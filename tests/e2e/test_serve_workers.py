@@ -146,6 +146,23 @@ def test_several_redis_workers_on_a_sqlite_ledger_are_refused_in_production(
     assert not ledger.exists()  # refused before anything was started or written
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_redis_out_of_reach_at_the_start_is_said_in_one_line(
+    tmp_path: Path, workers: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "xfq", "serve", "--spec", str(EXAMPLE), "--port", "1",
+         "--redis", "redis://127.0.0.1:1/0", "--ledger", str(tmp_path / "l.db"),
+         "--workers", workers],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2, done.stderr
+    assert "the Redis claim engine (XFQ_REDIS_URL) could not start" in said
+    assert "Connection refused" in said  # what Redis's client met
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.parametrize("server", ["granian", "granian-asgi", "uvicorn"])
 def test_two_workers_on_redis_issue_and_count_every_claim_once(
     tmp_path: Path,
