@@ -184,6 +184,7 @@ def persist(
     """Move the claims Redis issued into the ledger until Ctrl-C (as `serve --redis` does)."""
     import threading
 
+    from xfq.adapters.redis.connect import storage_errors
     from xfq.adapters.sql.ledger import SqlLedger
     from xfq.adapters.sql.schema import database_url
     from xfq.bootstrap import redis_persister, serving_bounds
@@ -197,7 +198,8 @@ def persist(
     campaign = parse_campaign(spec_text, f"{shown} (stored spec)")
     for round_id, (opens_at, closes_at) in sql.windows().items():
         campaign = campaign.with_claim_window(round_id, opens_at, closes_at)
-    persister = redis_persister(redis_url, campaign, sql, shards=1, stale_ms=stale_ms)
+    with storage_errors("the persister could not start"):
+        persister = redis_persister(redis_url, campaign, sql, shards=1, stale_ms=stale_ms)
     console.print(f"xfq persists {redis_url} into {shown}; Ctrl-C stops")
     try:
         persister.run(threading.Event())

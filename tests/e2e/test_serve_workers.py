@@ -23,6 +23,7 @@ import pytest
 
 from servers.redis_fixtures import redis_server, redis_server_session  # noqa: F401
 from servers.redis_servers import RedisServer
+from xfq.adapters.sql.ledger import SqlLedger
 from xfq.api.auth.tokens import Role
 from xfq.api.observability import FLUSH_S
 from xfq.simulation.over_http import DemoIdentityProvider
@@ -160,6 +161,21 @@ def test_a_redis_out_of_reach_at_the_start_is_said_in_one_line(
     assert done.returncode == 2, done.stderr
     assert "the Redis claim engine (XFQ_REDIS_URL) could not start" in said
     assert "Connection refused" in said  # what Redis's client met
+    assert "Traceback" not in done.stderr
+
+
+def test_a_persister_whose_redis_is_out_of_reach_says_so_in_one_line(tmp_path: Path) -> None:
+    ledger = SqlLedger(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger.install_campaign(load_campaign(EXAMPLE), EXAMPLE.read_text(), datetime.now(UTC))
+    ledger.close()
+    done = subprocess.run(
+        [sys.executable, "-m", "xfq", "persist", "--redis", "redis://127.0.0.1:1/0",
+         "--ledger", str(tmp_path / "l.db")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2, done.stderr
+    assert "the persister could not start: Redis did not answer" in said
     assert "Traceback" not in done.stderr
 
 
