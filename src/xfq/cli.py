@@ -11,7 +11,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from xfq.config import Settings, UnsafeSettings, settings_problems
+from xfq.config import Settings, UnsafeSettings, settings_problems, unknown_variables
 from xfq.domain.campaign import Campaign
 from xfq.domain.errors import SpecError, XfqError
 from xfq.integrity_cli import audit_app, fraud_app
@@ -373,7 +373,19 @@ def _serve_in_workers(settings: Settings, host: str, port: int, workers: int, se
         ).serve()
 
 
+def _variables_checked() -> bool:
+    """Warn of `XFQ_*` variables that name no setting; in production they stop the start."""
+    problems = unknown_variables(dict(os.environ))
+    production = os.environ.get("XFQ_ENVIRONMENT") == "production"
+    for problem in problems:
+        prefix = "xfq" if production else "xfq: warning"
+        errors.print(f"{prefix}: {problem}", markup=False, highlight=False)
+    return not (problems and production)
+
+
 def main() -> None:
+    if not _variables_checked():
+        sys.exit(2)
     try:
         app()
     except SpecError as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import secrets
 from datetime import datetime
 from pathlib import Path
@@ -147,4 +148,23 @@ def settings_problems(error: ValidationError) -> list[str]:
             continue
         inside = "".join(f"[{part}]" for part in loc[1:])
         problems.append(f"XFQ_{str(loc[0]).upper()}{inside}: {message}")
+    return problems
+
+
+# Variables with the settings' prefix that are read elsewhere (tools, benchmarks, tests):
+# not mistakes.
+_OTHER_VARIABLES = ("XFQ_BENCH_", "XFQ_SCHEMATHESIS_", "XFQ_FAULTS_", "XFQ_GC_TRACE_", "XFQ_CONV_")
+
+
+def unknown_variables(environ: dict[str, str]) -> list[str]:
+    """One line per `XFQ_*` variable that names no setting (pydantic ignores them: a typo in
+    XFQ_REDIS_URL would run the embedded engine without a word), with the likeliest meant."""
+    known = sorted(f"XFQ_{name.upper()}" for name in Settings.model_fields)
+    problems = []
+    for name in sorted(environ):
+        if not name.startswith("XFQ_") or name in known or name.startswith(_OTHER_VARIABLES):
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        problems.append(f"{name} is not a setting{hint}")
     return problems
