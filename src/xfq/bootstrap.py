@@ -128,13 +128,23 @@ class Container:
                     f"start another ledger for '{campaign.id}'"
                 )
             self.ledger.install_campaign(campaign, spec_text, at)
-            if self.engine is not None:
-                self.engine.close()
-            self.engine = self._start_engine(campaign)
+            self.engine = self._restart_engine(campaign)
             self.campaign = campaign
             rooms = WaitingRooms(campaign, self.till_key, self.ids)
             self.waiting = rooms if rooms.round_of_type else None
         return campaign
+
+    def _restart_engine(self, campaign: Campaign) -> Engine:
+        """An engine on `campaign`, replacing the running one. A Redis engine starts before the
+        old one closes, so that a start that fails (Redis away) leaves the old one serving; the
+        embedded engine's ledger lock must pass from the old one to the new one."""
+        old = self.engine
+        if old is not None and self.settings.redis_url is None:
+            old.close()
+        engine = self._start_engine(campaign)
+        if old is not None and self.settings.redis_url is not None:
+            old.close()
+        return engine
 
     def _start_engine(self, campaign: Campaign) -> Engine:
         s = self.settings

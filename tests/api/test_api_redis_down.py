@@ -10,6 +10,7 @@ answered after 56 s, and a Redis killed made the stock read a 500.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -153,3 +154,25 @@ async def test_a_paused_cluster_master_is_answered_503_within_the_bound(
     claimed = await _back(lambda: api.claim("alice", TYPE), 201)  # the same key
     assert claimed.json()["code"] == "issued"
     assert (await _back(lambda: api.client.get("/v1/campaign"), 200)).status_code == 200
+
+
+async def test_a_campaign_upload_while_redis_is_stopped_leaves_the_running_engine_serving(
+    on_redis: Api,
+    own_redis_server: RedisServer,  # noqa: F811
+) -> None:
+    api = on_redis
+    assert (await api.claim("before", TYPE)).status_code == 201
+    own_redis_server.kill()
+
+    spec = {"toml": EXAMPLE.read_text()}
+    await _unavailable(
+        lambda: api.client.put("/v1/ops/campaign", json=spec, headers=api.ops("upload-1"))
+    )
+
+    own_redis_server.start()  # the engine that ran before the upload serves again
+    people = itertools.count()  # each try a new person: one person's tries would be rate-limited
+    claimed = await _back(lambda: api.claim(f"p{next(people)}", TYPE), 201)
+    assert claimed.json()["code"] == "issued"
+    uploaded = await api.client.put("/v1/ops/campaign", json=spec, headers=api.ops("upload-2"))
+    assert uploaded.status_code == 200, uploaded.text
+    assert (await api.claim("bob", TYPE)).status_code == 201
