@@ -138,11 +138,11 @@ class Container:
         """An engine on `campaign`, replacing the running one. A Redis engine starts before the
         old one closes, so that a start that fails (Redis away) leaves the old one serving; the
         embedded engine's ledger lock must pass from the old one to the new one."""
-        old = self.engine
-        if old is not None and self.settings.redis_url is None:
+        old, embedded = self.engine, self.settings.redis_url is None
+        if old is not None and embedded:
             old.close()
         engine = self._start_engine(campaign)
-        if old is not None and self.settings.redis_url is not None:
+        if old is not None and not embedded:
             old.close()
         return engine
 

@@ -95,7 +95,7 @@ class RedisClaimEngine:
         self._sold_out: dict[str, dict[str, str]] = {}  # type -> what `IssuedLog` gives
         self._issued_log = IssuedLog(self.redis, self.layout)
         self._openings = Openings(self.redis, self.layout, [r.id for r in campaign.rounds])
-        self._not_open_answers: dict[tuple[str, int], ClaimAnswer] = {}
+        self._not_open_answers: dict[tuple[str, datetime], ClaimAnswer] = {}
         self._finding: set[str] = set()  # types whose issued keys are being read
         self._batchers: dict[asyncio.AbstractEventLoop, _Batcher] = {}
         self._own: _LoopThread | None = None
@@ -116,7 +116,7 @@ class RedisClaimEngine:
         if known is not None:
             reply(self._from_memory(request, rnd, vtype, now, known))
             return
-        opens = self._openings.ahead(rnd.id, to_us(now))
+        opens = self._openings.ahead(rnd.id, now)
         if opens is not None:
             reply(self._not_open(rnd, vtype, request, now, opens))
             return
@@ -186,7 +186,7 @@ class RedisClaimEngine:
             rnd, _ = self._campaign.voucher_type(type_id)
         except UnknownObject:
             return False
-        return self._openings.ahead(rnd.id, to_us(now)) is not None
+        return self._openings.ahead(rnd.id, now) is not None
 
     def stock(self) -> dict[str, int]:
         """Remaining count of every voucher type, summed over the shards."""
@@ -266,12 +266,12 @@ class RedisClaimEngine:
         )
 
     def _not_open(
-        self, rnd: Round, vtype: VoucherType, request: ClaimRequest, now: datetime, opens: int
+        self, rnd: Round, vtype: VoucherType, request: ClaimRequest, now: datetime, opens: datetime
     ) -> ClaimAnswer:
         """The answer Redis would give: it names only the opening, so one serves everyone."""
         answer = self._not_open_answers.get((rnd.id, opens))
         if answer is None:
-            answer = refusal(rnd, vtype, request, now, "N", str(opens))
+            answer = refusal(rnd, vtype, request, now, "N", str(to_us(opens)))
             self._not_open_answers[(rnd.id, opens)] = answer
         return answer
 
