@@ -1,7 +1,8 @@
 """Where one process spends its CPU on the claim path: cProfile of the ASGI app, no HTTP server.
 
     .venv/bin/python benchmarks/profile_claims.py [--claims 20000] [--credential pass|bearer]
-        [--engine redis|embedded] [--type plenty|one] [--top 25] [--no-profile]
+        [--engine redis|embedded] [--type plenty|one] [--interface asgi|rsgi] [--top 25]
+        [--no-profile]
 
 Builds the app as `xfq serve` does (the bench campaign, a simulated clock at its opening, the
 Redis engine on a throwaway redis-server with appendfsync always and the persister thread, or
@@ -10,7 +11,9 @@ callable, 64 at a time (of `plenty`: issued; of `one`, a type of one voucher: so
 with a claim pass made for them beforehand or a bearer token of their own. Half of them are
 timed without the profiler (CPU µs per claim of this process, all threads), the other half
 profiled: the functions costing most, by own time, then cumulative. No HTTP server and no load
-generator share the process: what is left is the app's own cost.
+generator share the process: what is left is the app's own cost. `--interface rsgi` calls the
+app as `xfq serve --workers N` serves it (`xfq.api.rsgi.RsgiApp`, granian's RSGI interface),
+with plain Python objects in place of granian's scope and protocol.
 
 CPU times vary by a third on a busy machine; instruction counts do not. To count them:
 
@@ -31,12 +34,16 @@ import subprocess
 import tempfile
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hello_asgi
+import hello_rsgi
 from harness import issuers_env, redis_server, tokens_file
 
 from xfq.api.app import create_app
+from xfq.api.rsgi import RsgiApp
 from xfq.bootstrap import Container, build
 from xfq.config import IssuerSetting, Settings
 from xfq.domain.claim_pass import issue_pass
@@ -100,13 +107,56 @@ async def _one(
     await app(scope, receive, send)
 
 
-async def _drive(app: Any, credentials: list[tuple[bytes, bytes]], type_id: str) -> dict[int, int]:
+@dataclass
+class _RsgiScope:
+    """What `RsgiApp` reads of granian's scope."""
+
+    headers: dict[str, str]
+    proto: str = "http"
+    method: str = "POST"
+    path: str = "/v1/claims"
+    client: str = "127.0.0.1:1"
+
+
+class _RsgiProtocol:
+    """What `RsgiApp` calls of granian's protocol: the body in one await, the answer whole."""
+
+    def __init__(self, body: bytes, codes: dict[int, int]) -> None:
+        self._body, self._codes = body, codes
+
+    async def __call__(self) -> bytes:
+        return self._body
+
+    def response_bytes(self, status: int, _headers: list[tuple[str, str]], _body: bytes) -> None:
+        self._codes[status] = self._codes.get(status, 0) + 1
+
+
+class _Hello:
+    __rsgi__ = staticmethod(hello_rsgi.app)
+
+
+async def _one_rsgi(
+    app: RsgiApp | _Hello,
+    credential: tuple[bytes, bytes],
+    key: str,
+    claim: bytes,
+    codes: dict[int, int],
+) -> None:
+    headers = {credential[0].decode(): credential[1].decode(), "idempotency-key": key,
+               "content-type": "application/json", "content-length": str(len(claim))}  # fmt: skip
+    await app.__rsgi__(_RsgiScope(headers), _RsgiProtocol(claim, codes))  # type: ignore[arg-type]
+
+
+async def _drive(
+    app: Any, credentials: list[tuple[bytes, bytes]], type_id: str, interface: str
+) -> dict[int, int]:
     codes: dict[int, int] = {}
     claim = json.dumps({"type_id": type_id}).encode()
+    one = _one_rsgi if interface == "rsgi" else _one
     for start in range(0, len(credentials), CONCURRENT):
         batch = credentials[start : start + CONCURRENT]
         await asyncio.gather(
-            *(_one(app, c, f"k{start + n}", claim, codes) for n, c in enumerate(batch))
+            *(one(app, c, f"k{start + n}", claim, codes) for n, c in enumerate(batch))
         )
     return codes
 
@@ -123,7 +173,11 @@ def main() -> None:
     parser.add_argument("--credential", choices=("pass", "bearer"), default="pass")
     parser.add_argument("--engine", choices=("redis", "embedded"), default="redis")
     parser.add_argument("--type", choices=("plenty", "one"), default="plenty")
+    parser.add_argument("--interface", choices=("asgi", "rsgi"), default="asgi")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--floor", action="store_true", help="the hello-world as the app: the driver's own cost"
+    )
     parser.add_argument(
         "--no-persister", action="store_true", help="without the thread moving claims to the ledger"
     )
@@ -143,24 +197,29 @@ def main() -> None:
             url = stack.enter_context(redis_server(workdir))[1]
         container = _container(workdir, url, not args.no_persister)
         stack.callback(container.close)
-        app = create_app(container)
+        app: Any = create_app(container)
+        if args.interface == "rsgi":
+            app = RsgiApp(app, container.close)
+        if args.floor:
+            app = _Hello() if args.interface == "rsgi" else hello_asgi.app
         credentials = _credentials(container, args.credential, args.claims)
         warm, half = CONCURRENT * 4, (len(credentials) + CONCURRENT * 4) // 2
-        asyncio.run(_drive(app, credentials[:warm], args.type))  # connect, load the scripts
+        # connect, load the scripts
+        asyncio.run(_drive(app, credentials[:warm], args.type, args.interface))
         _callgrind(args.callgrind, "on")
         cpu = time.process_time()
-        codes = asyncio.run(_drive(app, credentials[warm:half], args.type))
+        codes = asyncio.run(_drive(app, credentials[warm:half], args.type, args.interface))
         cpu = time.process_time() - cpu
         _callgrind(args.callgrind, "off")
         profile = cProfile.Profile()
         if not args.no_profile:
             profile.enable()
-            asyncio.run(_drive(app, credentials[half:], args.type))
+            asyncio.run(_drive(app, credentials[half:], args.type, args.interface))
             profile.disable()
     done = sum(codes.values())
     persister = "" if args.no_persister or args.engine != "redis" else " + persister thread"
-    print(f"{args.credential}, {args.engine}{persister}, {args.type}: {done:,} claims {codes}, "
-          f"{cpu:.2f} s CPU of this "
+    print(f"{args.interface}, {args.credential}, {args.engine}{persister}, {args.type}: "
+          f"{done:,} claims {codes}, {cpu:.2f} s CPU of this "
           f"process: {cpu / done * 1e6:.0f} µs per claim (no profiler)")  # fmt: skip
     if args.no_profile:
         return

@@ -70,6 +70,11 @@ class ClaimEngine(Protocol):
         sheds nor rate-limits those)."""
         ...
 
+    def answer_from_memory(self, request: ClaimRequest, now: datetime) -> ClaimAnswer | None:
+        """The answer `submit` would give `request` at `now`, when this process knows it without
+        its store (as `answers_from_memory`); None when `submit` must decide it."""
+        ...
+
     def close(self) -> None: ...
 
 

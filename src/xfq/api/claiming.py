@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from xfq.api.admission import Admission, Shed, Ticket
+from xfq.api.admission import Admission, Shed
 from xfq.api.auth.claim_pass import check_pass_round, pass_citizen
 from xfq.api.auth.tokens import AuthError, Identity, Role, require_role
 from xfq.api.deps import KEY_PATTERN
@@ -34,7 +34,11 @@ from xfq.domain.errors import IdempotencyConflict, StorageUnavailable, UnknownOb
 from xfq.ports import ClaimAnswer, ClaimRequest
 from xfq.services.waiting_room import AdmissionRefused
 
+if TYPE_CHECKING:
+    from xfq.bootstrap import Engine
+
 MAX_BODY_BYTES = 4096
+_TOO_LARGE = f"the body is larger than {MAX_BODY_BYTES} bytes"
 _KEY = re.compile(KEY_PATTERN)
 _JSON_ONLY = [("content-type", "application/json")]  # shared: read, never appended to
 Header = Callable[[str], str | None]
@@ -78,23 +82,13 @@ async def claim(
     campaign, engine = container.running()
     if pass_round is not None:
         check_pass_round(campaign, type_id, pass_round)
-    if container.waiting is not None:  # only campaigns with a waiting room pay for it
-        container.waiting.admit(type_id, citizen.person_id, admission, container.clock.now())
-    loop = asyncio.get_running_loop()
-    answered: asyncio.Future[ClaimAnswer | BaseException] = loop.create_future()
-    loop_thread = threading.get_ident()
-
-    def reply(answer: ClaimAnswer | BaseException) -> None:
-        if threading.get_ident() == loop_thread:
-            answered.set_result(answer)
-        else:  # from the ledger's writer, after its commit
-            loop.call_soon_threadsafe(answered.set_result, answer)
-
     now = container.clock.now()
-    engine.submit(ClaimRequest(citizen, type_id, key), now, reply)
-    answer = await answered
-    if isinstance(answer, BaseException):
-        raise answer
+    if container.waiting is not None:  # only campaigns with a waiting room pay for it
+        container.waiting.admit(type_id, citizen.person_id, admission, now)
+    request = ClaimRequest(citizen, type_id, key)
+    answer = engine.answer_from_memory(request, now)
+    if answer is None:
+        answer = await _submitted(engine, request, now)
     if answer.code is ClaimCode.IDEMPOTENCY_CONFLICT:
         raise IdempotencyConflict(answer.reason)
     if answer.code is ClaimCode.UNKNOWN_TYPE:
@@ -106,6 +100,25 @@ async def claim(
         voucher = voucher_body(answer.voucher, vtype, campaign.tz)
     body = claim_body(answer.code.value, answer.reason, answer.remaining, voucher)
     return (201 if answer.code is ClaimCode.ISSUED else 200), body
+
+
+async def _submitted(engine: Engine, request: ClaimRequest, now: datetime) -> ClaimAnswer:
+    """The engine's answer, once durable (an `issued` one comes after its write)."""
+    loop = asyncio.get_running_loop()
+    answered: asyncio.Future[ClaimAnswer | BaseException] = loop.create_future()
+    loop_thread = threading.get_ident()
+
+    def reply(answer: ClaimAnswer | BaseException) -> None:
+        if threading.get_ident() == loop_thread:
+            answered.set_result(answer)
+        else:  # from the ledger's writer, after its commit
+            loop.call_soon_threadsafe(answered.set_result, answer)
+
+    engine.submit(request, now, reply)
+    answer = await answered
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer
 
 
 def claimant(
@@ -158,14 +171,22 @@ class ClaimFront:
         `header` reads a request header by its lowercase name; `body` is None when it was
         larger than `MAX_BODY_BYTES`."""
         started = time.perf_counter()
-        status, out, headers = await self._claim(header, address, body)
+        status, out, headers = await self._claim(header, address, body, started)
         self.metrics.claim_answered(out.get("code", str(status)), time.perf_counter() - started)
         return status, orjson.dumps(out), headers or _JSON_ONLY
 
-    async def _claim(self, header: Header, address: str, body: bytes | None) -> Answer:
-        ticket = self.admission.enter(time.perf_counter())
+    async def _claim(
+        self, header: Header, address: str, body: bytes | None, started: float
+    ) -> Answer:
         now = self.container.clock.now()
-        if isinstance(ticket, Shed) and not self._answered_from_memory(body, now):
+        type_id, problem = _type_id(body)
+        if problem is None and self._from_memory_here(type_id, now):
+            # Answered from this process's memory without waiting on anything: it takes no
+            # admission ticket, is never shed, and needs no rate limit (they protect the store
+            # and the grab's fairness; this answer costs less than a 429 would).
+            return await self._admitted(header, address, type_id, problem, now, limited=False)
+        ticket = self.admission.enter(started)
+        if isinstance(ticket, Shed):
             self.metrics.claim_shed(ticket.value)
             return _problem(
                 429,
@@ -174,23 +195,22 @@ class ClaimFront:
                 retry_after=self.admission.retry_after_s(),
             )
         try:
-            return await self._admitted(header, address, body, now)
+            return await self._admitted(header, address, type_id, problem, now, limited=True)
         finally:
-            if isinstance(ticket, Ticket):
-                self.admission.leave(ticket)
-
-    def _answered_from_memory(self, body: bytes | None, now: datetime) -> bool:
-        """The claim names a type this process answers without its store (sold out, or not
-        open yet)."""
-        type_id, problem = _type_id(body)
-        return problem is None and self._from_memory_here(type_id, now)
+            self.admission.leave(ticket)
 
     def _from_memory_here(self, type_id: str, now: datetime) -> bool:
         engine = self.container.engine
         return engine is not None and engine.answers_from_memory(type_id, now)
 
     async def _admitted(
-        self, header: Header, address: str, body: bytes | None, now: datetime
+        self,
+        header: Header,
+        address: str,
+        type_id: str,
+        problem: str | None,
+        now: datetime,
+        limited: bool,
     ) -> Answer:
         try:
             credentials = header("claim-pass"), header("authorization")
@@ -204,16 +224,10 @@ class ClaimFront:
                 "invalid_request",
                 "header Idempotency-Key: 1 to 128 of A-Z a-z 0-9 _ . : -",
             )
-        if body is None:
-            return _problem(
-                413, "body_too_large", f"the body is larger than {MAX_BODY_BYTES} bytes"
-            )
-        type_id, problem = _type_id(body)
         if problem is not None:
-            return _problem(422, "invalid_request", problem)
-        # The limits protect the store and the fairness of the grab: a claim this process
-        # answers from memory needs neither, and its answer costs less than a 429.
-        if not self._from_memory_here(type_id, now):
+            code = "body_too_large" if problem is _TOO_LARGE else "invalid_request"
+            return _problem(413 if problem is _TOO_LARGE else 422, code, problem)
+        if limited:
             wait_s = self.limiter.check(citizen.person_id, address, now)
             if wait_s is not None:
                 return _problem(
@@ -269,7 +283,7 @@ async def _read_body(receive: Any) -> bytes | None:
 
 def _type_id(body: bytes | None) -> tuple[str, str | None]:
     if body is None:
-        return "", f"the body is larger than {MAX_BODY_BYTES} bytes"
+        return "", _TOO_LARGE
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:

@@ -122,6 +122,10 @@ class EmbeddedClaimEngine:
         found = self._grab_types.get(type_id)
         return found is not None and (now < found[0].opens_at or self.sold_out(type_id))
 
+    def answer_from_memory(self, request: ClaimRequest, now: datetime) -> ClaimAnswer | None:
+        """None: `submit` answers these on the caller's thread already, from the same memory."""
+        return None
+
     def pool_stock(self) -> dict[str, int]:
         """What is left in each pool: `type`, `type#assisted`, `type@district`."""
         with self._lock:

@@ -112,13 +112,9 @@ class RedisClaimEngine:
         except UnknownObject as error:
             reply(ClaimAnswer(ClaimCode.UNKNOWN_TYPE, str(error)))
             return
-        known = self._sold_out.get(vtype.id)
-        if known is not None:
-            reply(self._from_memory(request, rnd, vtype, now, known))
-            return
-        opens = self._openings.ahead(rnd.id, now)
-        if opens is not None:
-            reply(self._not_open(rnd, vtype, request, now, opens))
+        remembered = self._remembered(request, rnd, vtype, now)
+        if remembered is not None:
+            reply(remembered)
             return
         if not self._join_flight(request, reply):
             return
@@ -187,6 +183,26 @@ class RedisClaimEngine:
         except UnknownObject:
             return False
         return self._openings.ahead(rnd.id, now) is not None
+
+    def answer_from_memory(self, request: ClaimRequest, now: datetime) -> ClaimAnswer | None:
+        if self._closed:
+            return None
+        try:
+            rnd, vtype = self._campaign.voucher_type(request.type_id)
+        except UnknownObject:
+            return None
+        return self._remembered(request, rnd, vtype, now)
+
+    def _remembered(
+        self, request: ClaimRequest, rnd: Round, vtype: VoucherType, now: datetime
+    ) -> ClaimAnswer | None:
+        known = self._sold_out.get(vtype.id)
+        if known is not None:
+            return self._from_memory(request, rnd, vtype, now, known)
+        opens = self._openings.ahead(rnd.id, now)
+        if opens is not None:
+            return self._not_open(rnd, vtype, request, now, opens)
+        return None
 
     def stock(self) -> dict[str, int]:
         """Remaining count of every voucher type, summed over the shards."""
