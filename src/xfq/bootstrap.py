@@ -117,7 +117,8 @@ class Container:
             self.merchant_keys.pop(key_id, None)
 
     def load_campaign(self, spec_text: str, source: str, at: datetime) -> Campaign:
-        """Install a campaign (validated first) and restart the claim engine on it."""
+        """Install a campaign (validated first) and restart the claim engine on it; when the
+        engine cannot start on it, the ledger keeps the campaign it held and claims go on."""
         campaign = parse_campaign(spec_text, source)
         for round_id, (opens_at, closes_at) in self.ledger.windows().items():
             campaign = campaign.with_claim_window(round_id, opens_at, closes_at)
@@ -127,32 +128,54 @@ class Container:
                     f"this ledger runs campaign '{self.campaign.id}'; "
                     f"start another ledger for '{campaign.id}'"
                 )
-            self.ledger.install_campaign(campaign, spec_text, at)
-            self.engine = self._restart_engine(campaign)
+            self.engine = self._restart_engine(campaign, spec_text, at)
             self.campaign = campaign
             rooms = WaitingRooms(campaign, self.till_key, self.ids)
             self.waiting = rooms if rooms.round_of_type else None
         return campaign
 
-    def _restart_engine(self, campaign: Campaign) -> Engine:
-        """An engine on `campaign`, replacing the running one. A Redis engine starts before the
-        old one closes, so that a start that fails (Redis away) leaves the old one serving; the
-        embedded engine's ledger lock must pass from the old one to the new one."""
-        old, embedded = self.engine, self.settings.redis_url is None
+    def _restart_engine(self, campaign: Campaign, spec_text: str, at: datetime) -> Engine:
+        """An engine on `campaign`, replacing the running one, and `campaign` installed in the
+        ledger once that engine has started: no engine reads the spec from the ledger (they
+        rebuild from its vouchers), and no claim reaches the new one before it is returned, so
+        none writes a voucher of a type the ledger does not know yet. An upload that fails thus
+        leaves the ledger's spec as it was, and a restart runs the campaign that ran before.
+
+        A Redis engine starts before the old one closes, so that a start that fails (Redis away)
+        leaves the old one serving; the embedded engine's ledger lock must pass from the old one
+        to the new one, so the old one closes first and is started again when the new one or
+        the install fails."""
+        old, previous = self.engine, self.campaign
+        embedded = self.settings.redis_url is None
         if old is not None and embedded:
             old.close()
-        engine = self._start_engine(campaign)
+        try:
+            engine, persister = self._start_engine(campaign)
+            try:
+                self.ledger.install_campaign(campaign, spec_text, at)
+            except BaseException:
+                engine.close()
+                if old is not None and previous is not None and not embedded:
+                    old.replace_campaign(previous)  # Redis holds the new claim windows now
+                raise
+        except BaseException:
+            if old is not None and previous is not None and embedded:
+                self.engine = self._start_engine(previous)[0]
+            raise
+        if persister is not None:
+            self._run_persister(persister)
         if old is not None and not embedded:
             old.close()
         return engine
 
-    def _start_engine(self, campaign: Campaign) -> Engine:
+    def _start_engine(self, campaign: Campaign) -> tuple[Engine, Persister | None]:
+        """An engine on `campaign`, and the Redis persister to run once it replaces the old
+        one (None: the embedded engine, or a deployment whose persister runs apart)."""
         s = self.settings
         if s.redis_url is None:
-            return EmbeddedClaimEngine(campaign, self.ledger, self.ids, self.lock_path)
+            return EmbeddedClaimEngine(campaign, self.ledger, self.ids, self.lock_path), None
         from xfq.adapters.redis.connect import storage_errors
         from xfq.adapters.redis.engine import EngineTuning, RedisClaimEngine
-        from xfq.adapters.redis.persister import Persister
         from xfq.domain.fair import engine_rules_used
 
         # The Redis engine decides plain grabs only; these would be silently ignored there.
@@ -172,15 +195,18 @@ class Container:
         with storage_errors("the Redis claim engine (XFQ_REDIS_URL) could not start"):
             persister = redis_persister(s.redis_url, campaign, self.ledger, s.redis_shards)
             engine = RedisClaimEngine(campaign, s.redis_url, self.ids, tuning)
-        if s.redis_persister:
-            self._stop_persister()
-            stop = threading.Event()
-            thread = threading.Thread(
-                target=Persister.run, args=(persister, stop), daemon=True, name="xfq-persister"
-            )
-            thread.start()
-            self._persisting = (stop, thread)
-        return engine
+        return engine, persister if s.redis_persister else None
+
+    def _run_persister(self, persister: Persister) -> None:
+        from xfq.adapters.redis.persister import Persister
+
+        self._stop_persister()
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=Persister.run, args=(persister, stop), daemon=True, name="xfq-persister"
+        )
+        thread.start()
+        self._persisting = (stop, thread)
 
     def _stop_persister(self) -> None:
         if self._persisting is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -92,6 +93,20 @@ class Api:
         assert answer.status_code == 200, answer.text
         code: str = answer.json()["code"]
         return code
+
+
+@asynccontextmanager
+async def serving(settings: Settings, clock: SimulatedClock) -> AsyncIterator[Api]:
+    """The app on a container built from `settings` (each call a start of the server),
+    closed on leaving."""
+    container = build(settings, clock)
+    # As a server does: an error the app did not map is a 500 answer, not raised to the client.
+    transport = httpx.ASGITransport(app=create_app(container), raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://xfq.test") as client:
+            yield Api(client, container, clock)
+    finally:
+        container.close()
 
 
 ON_BOTH_LEDGERS = pytest.mark.parametrize("ledger_url", ["sqlite", "postgresql"], indirect=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from conftest import EXAMPLE, OPENING, Api
+from conftest import EXAMPLE, OPENING, Api, serving
 
 from servers.redis_fixtures import own_redis_server  # noqa: F401
 from servers.redis_servers import REDIS_CLI, REDIS_SERVER, RedisCluster, RedisServer
@@ -29,9 +29,7 @@ from servers.redis_servers import start_cluster as start_redis_cluster
 from xfq.adapters.clock import SimulatedClock
 from xfq.adapters.redis.connect import SOCKET_TIMEOUT_S
 from xfq.adapters.redis.engine import RedisClaimEngine
-from xfq.api.app import create_app
 from xfq.api.auth.tokens import Role
-from xfq.bootstrap import build
 from xfq.config import Settings
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(240)]
@@ -63,14 +61,8 @@ async def _api(tmp_path: Path, redis_url: str, shards: int) -> AsyncIterator[Api
         redis_url=redis_url,
         redis_shards=shards,
     )
-    container = build(settings, clock)
-    # As a server does: an error the app did not map is a 500 answer, not raised to the client.
-    transport = httpx.ASGITransport(app=create_app(container), raise_app_exceptions=False)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://xfq.test") as client:
-            yield Api(client, container, clock)
-    finally:
-        container.close()
+    async with serving(settings, clock) as api:
+        yield api
 
 
 @pytest.fixture

@@ -80,7 +80,13 @@ class EmbeddedClaimEngine:
         self._grab_types = _grab_types(campaign)
         self._closed = False
         self._last_window: tuple[object, tuple[datetime, datetime]] = (None, (EPOCH, EPOCH))
-        self._rebuild()
+        try:
+            self._rebuild()
+        except BaseException:
+            # An engine that did not start lets the lock go: the one it was to replace starts
+            # again in this process (a campaign upload that failed).
+            self.close()
+            raise
 
     def _rebuild(self) -> None:
         for type_id, extra in self._ledger.rolled_counts().items():
