@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -22,6 +22,11 @@ from xfq.reports.cli import report_command
 from xfq.services.reconcile import Check
 from xfq.spec import parse_campaign
 from xfq.spec.cli import spec_app
+
+if TYPE_CHECKING:
+    from xfq.adapters.redis.connect import SyncRedis
+    from xfq.adapters.redis.layout import Layout
+    from xfq.adapters.sql.ledger import SqlLedger
 
 app = typer.Typer(
     help="xfq: consumption-voucher (消费券) campaigns end to end.", no_args_is_help=True
@@ -147,24 +152,42 @@ def reconcile_command(
 
 
 def _redis_checks(ledger_url: str, campaign: Campaign, url: str, repair: bool) -> list[Check]:
-    from xfq.adapters.redis.connect import is_cluster, sync_client
+    from xfq.adapters.redis.connect import UNAVAILABLE, is_cluster, sync_client
     from xfq.adapters.redis.layout import Layout, shards_key
-    from xfq.adapters.redis.reconcile import check_redis, repair_gaps
+    from xfq.adapters.redis.reconcile import check_redis
     from xfq.adapters.sql.ledger import SqlLedger
 
-    redis = sync_client(url, is_cluster(url))
-    shards = redis.get(shards_key(campaign.id))
-    if shards is None:
-        raise XfqError(f"campaign '{campaign.id}' is not loaded into the Redis at {url}")
-    layout = Layout(campaign.id, int(str(shards)))
     sql = SqlLedger(ledger_url)
     try:
+        redis = sync_client(url, is_cluster(url))
+        shards = redis.get(shards_key(campaign.id))
+        if shards is None:
+            raise XfqError(f"campaign '{campaign.id}' is not loaded into the Redis at {url}")
+        layout = Layout(campaign.id, int(str(shards)))
         if repair:
-            moved = repair_gaps(redis, layout, campaign, sql)
-            console.print(f"repair: {moved} voucher(s) moved from Redis into the ledger")
+            _repair(redis, layout, campaign, sql)
         return check_redis(redis, layout, campaign, sql)
+    except UNAVAILABLE as error:  # the ledger's checks still print; this one fails
+        undone = "checked or repaired" if repair else "checked"
+        detail = (
+            f"Redis did not answer ({error}): nothing there was {undone} by this run; run it "
+            "again once Redis is back (a repair run again does nothing twice)"
+        )
+        return [Check(8, "Redis answers", False, detail)]
     finally:
         sql.close()
+
+
+def _repair(redis: SyncRedis, layout: Layout, campaign: Campaign, sql: SqlLedger) -> None:
+    from xfq.adapters.redis.reconcile import repair_gaps
+
+    done = repair_gaps(redis, layout, campaign, sql)
+    console.print(f"repair: {done.moved} voucher(s) moved from Redis into the ledger")
+    for m in done.topped_up:
+        console.print(
+            f"repair: {m.added_count:,} voucher(s) of {m.into_type_id} (round {m.into_round}), "
+            f"rolled over from {m.from_type_id} (round {m.from_round}), added to Redis's stock"
+        )
 
 
 @app.command()

@@ -1,5 +1,6 @@
 """Scheduled money jobs of a running server, by its injected clock: expire vouchers whose
-validity has ended, and roll finished rounds over when the policy says so.
+validity has ended, roll finished rounds over when the policy says so, and give the claim engine
+any rolled-over stock it has not received (Redis was away when the rollover was recorded).
 
 Polling rather than sleeping until the next deadline: a simulated clock can jump, and each pass
 is one indexed query when nothing is due.
@@ -23,17 +24,17 @@ log = logging.getLogger(__name__)
 class Pass:
     expired: int
     rolled_over: tuple[str, ...]  # rounds rolled over in this pass
+    late_stock: int = 0  # rolled-over vouchers the engine received only now (a retry)
 
 
 def apply_rollover(container: Container, round_id: str) -> RolloverResult:
-    """Roll over and give the running claim engine the new stock (only the first time)."""
+    """Roll over and give the running claim engine the new stock. Run again, it gives the stock
+    only if the engine has not received it: the ledger records the rollover first, and a Redis
+    away at that moment is given it by the next call or pass."""
     campaign, engine = container.running()
     store = SqlRolloverStore(container.ledger.engine)
     result = roll_over(store, container.ledger, campaign, round_id, container.clock.now())
-    if result.newly_done:
-        for move in result.moves:
-            if move.into_type_id is not None and move.added_count:
-                engine.add_stock(move.into_type_id, move.added_count)
+    engine.top_up(result.moves)
     return result
 
 
@@ -49,7 +50,8 @@ def run_pass(container: Container) -> Pass:
         apply_rollover(container, round_id).from_round
         for round_id in due_rollovers(campaign, store, now)
     )
-    return Pass(expired, rolled)
+    late = container.running()[1].top_up(store.moves())  # one read when Redis has them all
+    return Pass(expired, rolled, late)
 
 
 class Housekeeper:
@@ -76,9 +78,11 @@ class Housekeeper:
             except Exception:  # a failed pass is retried on the next one; the server stays up
                 log.exception("housekeeping pass failed")
                 continue
-            if done.expired or done.rolled_over:
+            if done.expired or done.rolled_over or done.late_stock:
                 log.warning(
-                    "housekeeping: expired %d voucher(s), rolled over %s",
+                    "housekeeping: expired %d voucher(s), rolled over %s, "
+                    "%d rolled-over voucher(s) given to the claim engine late",
                     done.expired,
                     ", ".join(done.rolled_over) or "nothing",
+                    done.late_stock,
                 )

@@ -20,6 +20,7 @@ from xfq.adapters.ids import RandomIds
 from xfq.adapters.sql.ledger import SqlLedger
 from xfq.domain.claim import ClaimCode
 from xfq.domain.eligibility import Citizen, Residency
+from xfq.domain.rollover import RolloverMove
 from xfq.ports import ClaimAnswer, ClaimRequest, Reply
 from xfq.spec import parse_campaign
 
@@ -152,7 +153,9 @@ def test_reconcile_checks_the_pools_and_finds_an_oversold_one(grab: Grab) -> Non
 def test_rolled_over_stock_of_a_split_type_is_shared_by_its_districts(grab: Grab) -> None:
     for n in range(10):
         assert grab.claim(f"e{n}", SPLIT, district="east") is ClaimCode.ISSUED
-    grab.engine.add_stock(SPLIT, 2)  # as a rollover into this round does
+    rolled_in = RolloverMove("r0", "r0-home-500-80", "r1", SPLIT, 2, 0, 160_00, 2, 0)
+    assert grab.engine.top_up([rolled_in]) == 2  # as a rollover into this round does
+    assert grab.engine.top_up([rolled_in]) == 0  # once, however often it is given
     assert grab.claim("e10", SPLIT, district="east") is ClaimCode.ISSUED
     assert grab.claim("e11", SPLIT, district="east") is ClaimCode.ISSUED
     assert grab.claim("e12", SPLIT, district="east") is ClaimCode.SOLD_OUT

@@ -1,34 +1,46 @@
 """Rollover and the server's scheduled money jobs on a real SQLite ledger: a two-round campaign
-whose first round's leftovers feed the second, week by week."""
+whose first round's leftovers feed the second, week by week; on the embedded claim engine, and
+on a real Redis that is away when the rollover is recorded."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from typer.testing import CliRunner, Result
 
 import spec_text
+from servers.redis_fixtures import own_redis_server  # noqa: F401
+from servers.redis_servers import RedisServer
+from xfq import cli
 from xfq.adapters.clock import SimulatedClock
 from xfq.adapters.embedded.engine import EmbeddedClaimEngine
+from xfq.adapters.ids import RandomIds
+from xfq.adapters.redis.engine import RedisClaimEngine
+from xfq.adapters.redis.persister import Persister
+from xfq.adapters.redis.reconcile import check_redis
 from xfq.adapters.sql.audit import iter_entries
 from xfq.adapters.sql.figures import gather
 from xfq.adapters.sql.rollovers import SqlRolloverStore
-from xfq.bootstrap import Container, build
+from xfq.bootstrap import Container, build, redis_persister
+from xfq.cli import app
 from xfq.config import Settings
 from xfq.domain.audit import verify_chain
 from xfq.domain.checkout import CheckoutCode, Order
 from xfq.domain.claim import ClaimCode
 from xfq.domain.eligibility import Citizen, Residency
+from xfq.domain.errors import StorageUnavailable
 from xfq.domain.voucher import Voucher
 from xfq.housekeeping import Housekeeper, apply_rollover, run_pass
 from xfq.ports import ClaimAnswer, ClaimRequest
 from xfq.services.checkout import RedeemRequest, submit_redeem
 from xfq.services.grab import claim
-from xfq.services.reconcile import reconcile
+from xfq.services.reconcile import Check, reconcile
 from xfq.services.rollover import RolloverRefused, effective_budgets, roll_over
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -182,3 +194,172 @@ def test_the_engine_alone_rebuilds_rolled_over_stock_from_the_ledger(
         assert fresh.stock()["r1-retail-180-40"] == 1  # round 1's own counts are untouched
     finally:
         fresh.close()
+
+
+# --- on the Redis claim engine ------------------------------------------------------------------
+
+
+@pytest.fixture
+def on_redis(
+    tmp_path: Path,
+    own_redis_server: RedisServer,  # noqa: F811
+) -> Iterator[tuple[Container, SimulatedClock, RedisServer, Persister]]:
+    """The weekly campaign served by the Redis engine; its persister is drained on demand."""
+    spec = tmp_path / "weekly.toml"
+    spec.write_text(SPEC, encoding="utf-8")
+    clock = SimulatedClock(at(2, 26, 10))
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'l.db'}",
+        spec_path=spec,
+        redis_url=own_redis_server.url,
+        redis_persister=False,
+    )
+    built = build(settings, clock)
+    persister = redis_persister(own_redis_server.url, built.running()[0], built.ledger, 1)
+    yield built, clock, own_redis_server, persister
+    built.close()
+
+
+def redis_checks(c: Container) -> list[Check]:
+    campaign, engine = c.running()
+    assert isinstance(engine, RedisClaimEngine)
+    return check_redis(engine.redis, engine.layout, campaign, c.ledger)
+
+
+def reconcile_cli(c: Container, *more: str) -> Result:
+    assert c.settings.redis_url is not None
+    ledger = c.settings.database_url
+    return CliRunner().invoke(app, ["reconcile", ledger, "--redis", c.settings.redis_url, *more])
+
+
+def repaired(c: Container) -> None:
+    done = reconcile_cli(c, "--repair")
+    assert done.exit_code == 0, done.output
+
+
+RETRIES: dict[str, Callable[[Container], object]] = {
+    "housekeeping pass": run_pass,
+    "engine start": lambda c: c.load_campaign(SPEC, "the same spec again", c.clock.now()),
+    "reconcile --repair": repaired,
+}
+
+
+def rolled_over_while_redis_was_away(
+    c: Container, clock: SimulatedClock, server: RedisServer, persister: Persister
+) -> None:
+    """Round 1: two of its three retail vouchers grabbed, both expire unused; at its end the
+    rollover is recorded while Redis is down, then Redis comes back (on its own files)."""
+    for who in ("alice", "bob"):
+        assert grab(c, who, "r1-retail-180-40").code is ClaimCode.ISSUED
+    persister.drain()
+    clock.set(at(3, 5))
+    server.kill()
+    with pytest.raises(StorageUnavailable):
+        run_pass(c)  # the ledger records the rollover; its top-up cannot reach Redis
+    assert [m.added_count for m in SqlRolloverStore(c.ledger.engine).moves()] == [5, 3]
+    server.start()
+
+
+ROLLED = {"r2-retail-180-40": 2 + 3, "r2-catering-100-20": 1 + 5}  # declared + rolled in
+
+
+@pytest.mark.parametrize("retry", list(RETRIES))
+def test_a_rollover_while_redis_was_away_reaches_redis_once_whatever_retries_it(
+    on_redis: tuple[Container, SimulatedClock, RedisServer, Persister], retry: str
+) -> None:
+    c, clock, server, persister = on_redis
+    rolled_over_while_redis_was_away(c, clock, server, persister)
+    RETRIES[retry](c)
+    stock = c.running()[1].stock()
+    assert {t: stock[t] for t in ROLLED} == ROLLED
+    for again in RETRIES.values():  # every retry path once more: nothing is added twice
+        again(c)
+    assert c.running()[1].stock() == stock
+    clock.set(at(3, 5, 10))
+    answers = [grab(c, f"p{i}", "r2-retail-180-40").code for i in range(6)]
+    assert answers == [ClaimCode.ISSUED] * 5 + [ClaimCode.SOLD_OUT]
+    persister.drain()
+    checks = redis_checks(c)
+    assert all(check.ok for check in checks), checks
+    campaign = c.running()[0]
+    assert reconcile(campaign, gather(c.ledger.engine, campaign=campaign))[0].ok
+
+
+def test_a_type_sold_out_before_its_late_top_up_is_claimable_after_any_process_gave_it(
+    on_redis: tuple[Container, SimulatedClock, RedisServer, Persister],
+) -> None:
+    c, clock, server, persister = on_redis
+    rolled_over_while_redis_was_away(c, clock, server, persister)
+    clock.set(at(3, 5, 10))  # round 2 opens before any retry: its 2 declared vouchers go
+    engine = c.running()[1]
+    assert isinstance(engine, RedisClaimEngine)
+    with contextlib.suppress(StorageUnavailable):  # its pooled connection died with Redis
+        grab(c, "p0", "r2-retail-180-40")
+    answers = [grab(c, f"p{i}", "r2-retail-180-40").code for i in range(3)]  # p0 retries
+    assert answers == [ClaimCode.ISSUED] * 2 + [ClaimCode.SOLD_OUT]
+    assert engine.wait_sold_out("r2-retail-180-40", 30)  # answered from memory from now
+    other = RedisClaimEngine(c.running()[0], server.url, RandomIds())  # another worker
+    try:
+        assert other.top_up(SqlRolloverStore(c.ledger.engine).moves()) == 3 + 5
+    finally:
+        other.close()
+    assert run_pass(c).late_stock == 0  # this process adds nothing, and asks Redis again
+    answers = [grab(c, f"q{i}", "r2-retail-180-40").code for i in range(4)]
+    assert answers == [ClaimCode.ISSUED] * 3 + [ClaimCode.SOLD_OUT]
+
+
+def test_reconcile_names_the_missing_top_up_and_repair_adds_it_once(
+    on_redis: tuple[Container, SimulatedClock, RedisServer, Persister],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    c, clock, server, persister = on_redis
+    monkeypatch.setattr(cli.console, "width", 1000)  # the checks' table on one line each
+    rolled_over_while_redis_was_away(c, clock, server, persister)
+    late = {check.number: check for check in redis_checks(c)}[11]
+    assert not late.ok
+    assert "0/2 rollover moves' stock received by Redis" in late.detail
+    assert "3 voucher(s) of r2-retail-180-40 (round r2) rolled over from r1-retail-180-40" in (
+        late.detail
+    )
+    found = reconcile_cli(c)
+    assert found.exit_code == 1, found.output
+    assert "rolled-over stock is in Redis" in found.output
+    assert "5 voucher(s) of r2-catering-100-20 (round r2)" in found.output
+
+    fixed = reconcile_cli(c, "--repair")
+    assert fixed.exit_code == 0, fixed.output
+    assert (
+        "repair: 3 voucher(s) of r2-retail-180-40 (round r2), rolled over from "
+        "r1-retail-180-40 (round r1), added to Redis's stock"
+    ) in fixed.output
+    again = reconcile_cli(c, "--repair")
+    assert again.exit_code == 0 and "added to Redis" not in again.output, again.output
+    assert "2/2 rollover moves' stock received by Redis" in again.output
+    stock = c.running()[1].stock()
+    assert {t: stock[t] for t in ROLLED} == ROLLED
+    assert run_pass(c).late_stock == 0
+
+    server.kill()  # the operator's next run finds Redis away: a failed check, no traceback
+    away = reconcile_cli(c, "--repair")
+    assert away.exit_code == 1 and isinstance(away.exception, SystemExit), away.output
+    assert "Redis did not answer" in away.output and "run it again once Redis is back" in (
+        away.output
+    )
+
+
+def test_a_redis_replaced_by_an_empty_one_is_loaded_with_rolled_over_stock_once(
+    on_redis: tuple[Container, SimulatedClock, RedisServer, Persister],
+) -> None:
+    c, clock, server, persister = on_redis
+    for who in ("alice", "bob"):
+        assert grab(c, who, "r1-retail-180-40").code is ClaimCode.ISSUED
+    persister.drain()
+    clock.set(at(3, 5))
+    assert run_pass(c).rolled_over == ("r1",)  # Redis up: topped up at once
+    server.flush()  # a new, empty Redis: a load writes the stock from the ledger, marks with it
+    for path in ("engine start", *RETRIES):  # the load first, then every retry finds it done
+        RETRIES[path](c)
+    stock = c.running()[1].stock()
+    assert {t: stock[t] for t in ROLLED} == ROLLED
+    checks = redis_checks(c)
+    assert all(check.ok for check in checks), checks

@@ -49,6 +49,16 @@ class RolloverMove:
         assert self.unclaimed >= 0 and self.expired >= 0, self
         assert self.remainder_fen >= 0 and self.added_count >= 0, self
 
+    @property
+    def key(self) -> str:
+        """The move's identity in the ledger (ids hold no ':'): the idempotency key of giving
+        its stock to a claim engine."""
+        return f"{self.from_round}:{self.from_type_id}"
+
+    @property
+    def adds_stock(self) -> bool:
+        return self.into_type_id is not None and self.added_count > 0
+
 
 def target_round(campaign: Campaign, from_round_id: str) -> Round | None:
     """The later round the policy names for `from_round_id`'s leftovers, if any."""
@@ -109,7 +119,7 @@ def rolled_in_counts(moves: Iterable[RolloverMove]) -> dict[str, int]:
     """Extra count of each voucher type that rollovers added."""
     extra: dict[str, int] = {}
     for m in moves:
-        if m.into_type_id is not None and m.added_count:
+        if m.into_type_id is not None and m.adds_stock:
             extra[m.into_type_id] = extra.get(m.into_type_id, 0) + m.added_count
     return extra
 

@@ -11,18 +11,21 @@ import fcntl
 import functools
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO
 
 from xfq.adapters.sql.ledger import SqlLedger
+from xfq.adapters.sql.rollovers import SqlRolloverStore
 from xfq.adapters.sql.times import EPOCH
 from xfq.domain.campaign import Campaign, IssuanceMode, Round, VoucherType
 from xfq.domain.claim import ISSUE, ClaimCode, PersonCounts, decide_claim
 from xfq.domain.eligibility import Citizen
 from xfq.domain.errors import StorageUnavailable, UnknownObject, XfqError
 from xfq.domain.quota import assisted_pool, district_pool, pools_of, type_of_pool
+from xfq.domain.rollover import RolloverMove
 from xfq.domain.voucher import Voucher, new_voucher
 from xfq.ports import ClaimAnswer, ClaimRequest, IdSource, Reply
 
@@ -79,6 +82,7 @@ class EmbeddedClaimEngine:
         self._of_household: dict[tuple[str, str], int] = {}
         self._grab_types = _grab_types(campaign)
         self._closed = False
+        self._rolled: set[str] = set()  # rollover moves whose stock is counted
         self._last_window: tuple[object, tuple[datetime, datetime]] = (None, (EPOCH, EPOCH))
         try:
             self._rebuild()
@@ -89,8 +93,7 @@ class EmbeddedClaimEngine:
             raise
 
     def _rebuild(self) -> None:
-        for type_id, extra in self._ledger.rolled_counts().items():
-            self._remaining[type_id] += extra  # rolled over from an earlier round
+        self.top_up(SqlRolloverStore(self._ledger.engine).moves())  # from earlier rounds
         self._household_of = self._ledger.households()
         pools = self._ledger.voucher_pools()
         for voucher, claim_key in self._ledger.issued_vouchers():
@@ -191,11 +194,18 @@ class EmbeddedClaimEngine:
             key = (head, rnd.id)
             self._of_household[key] = self._of_household.get(key, 0) + step
 
-    def add_stock(self, type_id: str, count: int) -> None:
-        """More vouchers of a type, recorded in the ledger first (a rollover into its round)."""
-        assert count >= 0, count
+    def top_up(self, moves: Iterable[RolloverMove]) -> int:
+        """The stock of rollover moves recorded in the ledger, each move once however often
+        this is called (those recorded before the start are counted then); the vouchers added
+        now."""
+        added = 0
         with self._lock:
-            self._remaining[type_id] += count
+            for m in moves:
+                if m.adds_stock and m.into_type_id and m.key not in self._rolled:
+                    self._rolled.add(m.key)
+                    self._remaining[m.into_type_id] += m.added_count
+                    added += m.added_count
+        return added
 
     def stock(self) -> dict[str, int]:
         """Remaining count of every voucher type, as one consistent snapshot."""

@@ -18,6 +18,7 @@ import random
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -25,7 +26,7 @@ from datetime import datetime, timedelta
 import orjson
 from redis.asyncio.cluster import RedisCluster as AsyncCluster
 
-from xfq.adapters.redis import connect
+from xfq.adapters.redis import connect, rollovers
 from xfq.adapters.redis.connect import AsyncRedis
 from xfq.adapters.redis.issued_log import IssuedLog, claim_key, unpacked
 from xfq.adapters.redis.layout import Layout, shards_key
@@ -35,6 +36,7 @@ from xfq.adapters.sql.times import from_us, to_us
 from xfq.domain.campaign import Campaign, Round, VoucherType
 from xfq.domain.claim import ClaimCode, PersonCounts, decide_claim
 from xfq.domain.errors import StorageUnavailable, UnknownObject, XfqError
+from xfq.domain.rollover import RolloverMove
 from xfq.domain.voucher import Voucher, VoucherState, new_voucher
 from xfq.ports import ClaimAnswer, ClaimRequest, IdSource, Reply
 
@@ -97,6 +99,7 @@ class RedisClaimEngine:
         self._openings = Openings(self.redis, self.layout, [r.id for r in campaign.rounds])
         self._not_open_answers: dict[tuple[str, datetime], ClaimAnswer] = {}
         self._finding: set[str] = set()  # types whose issued keys are being read
+        self._rolled_seen: set[str] = set()  # rollover moves known to be in Redis
         self._batchers: dict[asyncio.AbstractEventLoop, _Batcher] = {}
         self._own: _LoopThread | None = None
         self._closed = False
@@ -217,17 +220,21 @@ class RedisClaimEngine:
             ]
         return {t: sum(int(values[n] or 0) for values in per_shard) for n, t in enumerate(types)}
 
-    def add_stock(self, type_id: str, count: int) -> None:
-        """More vouchers of a type, recorded in the ledger first (a rollover into its round).
-
-        Added to the first shard; claims on others borrow from it. Rollovers run before the
-        later round opens, so no process has learnt the type as sold out yet; this one forgets
-        it anyway."""
-        assert count >= 0, count
-        with connect.storage_errors(f"no stock added to {type_id}"):
-            self.redis.incrby(self.layout.stock(0, type_id), count)
+    def top_up(self, moves: Iterable[RolloverMove]) -> int:
+        """Give Redis the stock of rollover moves recorded in the ledger, each move once however
+        often this is called, from any process (see `rollovers`); the vouchers added now."""
+        wanted = [m for m in moves if m.adds_stock]
+        with connect.storage_errors("the rolled-over stock was not added"):
+            added = rollovers.top_up(self.redis, self.layout, wanted)
+        # Each move is in Redis now, added by this process or another: a type this process
+        # learnt as sold out before the stock came (Redis was away until after the round
+        # opened) is asked of Redis again; once per move, so sold-out answers stay cheap.
         with self._lock:
-            self._sold_out.pop(type_id, None)
+            for m in wanted:
+                if m.key not in self._rolled_seen and m.into_type_id is not None:
+                    self._rolled_seen.add(m.key)
+                    self._sold_out.pop(m.into_type_id, None)
+        return sum(m.added_count for m in added)
 
     def replace_campaign(self, campaign: Campaign) -> None:
         """Decide from now on by `campaign`: the same voucher types, other claim windows,

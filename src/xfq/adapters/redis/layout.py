@@ -51,6 +51,10 @@ class Layout:
     def round(self, shard: int, round_id: str) -> str:
         return f"{self.tag(shard)}:r:{round_id}"
 
+    def rolled(self, shard: int) -> str:
+        """Keys of the rollover moves whose stock this shard received (`scripts.TOP_UP`)."""
+        return f"{self.tag(shard)}:rolled"
+
     def loaded(self, shard: int) -> str:
         return f"{self.tag(shard)}:loaded"
 

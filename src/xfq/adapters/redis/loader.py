@@ -4,7 +4,8 @@ The first load of a shard writes its part of the stock and, when the ledger alre
 vouchers (Redis was replaced by an empty one), the counts and idempotency answers of the people
 whose home it is, from the ledger. Its voucher types are written last, together with the
 `loaded` mark: until then the claim script answers `U` and nothing is decided on a half-loaded
-shard. Later loads only rewrite rounds (claim windows and limits).
+shard. Later loads only rewrite rounds (claim windows and limits), and add the stock of any
+rollover recorded in the ledger that Redis has not received (see `rollovers`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from xfq.adapters.redis import rollovers
 from xfq.adapters.redis.connect import SyncRedis
 from xfq.adapters.redis.layout import Layout, shards_key
 from xfq.adapters.sql.ledger import SqlLedger
+from xfq.adapters.sql.rollovers import SqlRolloverStore
 from xfq.adapters.sql.times import to_us
 from xfq.domain.campaign import Campaign
+from xfq.domain.rollover import RolloverMove, rolled_in_counts
 
 
 @dataclass
@@ -33,14 +37,15 @@ def load_campaign(redis: SyncRedis, campaign: Campaign, ledger: SqlLedger, shard
     redis.set(shards_key(campaign.id), shards, nx=True)
     layout = Layout(campaign.id, int(str(redis.get(shards_key(campaign.id)))))
     unloaded = [s for s in range(layout.shards) if not redis.exists(layout.loaded(s))]
+    moves = SqlRolloverStore(ledger.engine).moves()  # read once: the stock and its marks agree
     if unloaded:
         held, issued = _from_ledger(layout, campaign, ledger)
-        rolled = ledger.rolled_counts()
         for shard in unloaded:
-            _fill(redis, layout, campaign, shard, held[shard], issued, rolled)
+            _fill(redis, layout, campaign, shard, held[shard], issued, moves)
     write_rounds(redis, layout, campaign)
     for shard in unloaded:
         _mark_loaded(redis, layout, campaign, shard)
+    rollovers.top_up(redis, layout, moves)  # recorded while Redis was away or before this load
     return layout
 
 
@@ -73,7 +78,7 @@ def _fill(
     shard: int,
     held: _Held,
     issued: Counter[str],
-    rolled: dict[str, int],
+    moves: list[RolloverMove],
 ) -> None:
     """Absolute values only, so that a load cut short and run again writes the same."""
     pipe = redis.pipeline(transaction=False)
@@ -86,12 +91,18 @@ def _fill(
                 issued_here[name[2:]] += n
     for (person_id, key), answer in held.answers.items():
         pipe.hset(layout.person(shard, person_id), f"k:{key}", answer)
+    pipe.execute()
+    # The stock with the rollovers it counts, in one MULTI (its keys share the shard's slot).
+    stock = redis.pipeline(transaction=True)
+    rolled = rolled_in_counts(moves)
     for rnd in campaign.rounds:
         for vtype in rnd.types:
             left = vtype.count + rolled.get(vtype.id, 0) - issued[vtype.id]
-            pipe.set(layout.stock(shard, vtype.id), layout.split(left, shard))
-            pipe.hset(layout.rebuilt(shard), vtype.id, issued_here[vtype.id])
-    pipe.execute()
+            stock.set(layout.stock(shard, vtype.id), layout.split(left, shard))
+            stock.hset(layout.rebuilt(shard), vtype.id, issued_here[vtype.id])
+    if shard == rollovers.SHARD:
+        rollovers.write_received(stock, layout, moves)
+    stock.execute()
 
 
 def write_rounds(redis: SyncRedis, layout: Layout, campaign: Campaign) -> None:

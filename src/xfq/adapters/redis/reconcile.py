@@ -1,5 +1,6 @@
 """Redis against the ledger: stock left + claims issued = count, the ledger holds every claim
-Redis issued, and each person's counts agree; `repair_gaps` moves what the persister has not.
+Redis issued, each person's counts agree, and Redis has the stock of every rollover the ledger
+recorded; `repair_gaps` moves what the persister has not and adds that stock (once).
 
 Redis's issued claims are its streams (plus what a load took over from the ledger), read whole:
 this is an operator's check after a round, not a hot path.
@@ -11,11 +12,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from xfq.adapters.redis import rollovers
 from xfq.adapters.redis.connect import SyncRedis
 from xfq.adapters.redis.layout import Layout
 from xfq.adapters.redis.persister import complete_move, entries, insert_missing, voucher_of
 from xfq.adapters.sql.ledger import SqlLedger
+from xfq.adapters.sql.rollovers import SqlRolloverStore
 from xfq.domain.campaign import Campaign
+from xfq.domain.rollover import RolloverMove, rolled_in_counts
 from xfq.domain.voucher import Voucher
 from xfq.services.reconcile import Check
 
@@ -91,7 +95,9 @@ def check_redis(
     in_redis = _person_counts(redis, layout, streamed_keys | set(person_held))
     types = [t for r in campaign.rounds for t in r.types]
     on_hand = state.left + state.issued + state.in_transit
-    rolled = ledger.rolled_counts()  # stock a rollover added to a later round's types
+    moves = SqlRolloverStore(ledger.engine).moves()  # stock rollovers added to later rounds
+    rolled = rolled_in_counts(moves)
+    late = rollovers.missing(redis, layout, moves)
     unbalanced = [t.id for t in types if on_hand[t.id] != t.count + rolled.get(t.id, 0)]
     missing = set(state.streamed) - ledger_ids
     beyond = [t.id for t in types if held[t.id] > state.issued[t.id]]
@@ -106,7 +112,8 @@ def check_redis(
             f"{left:,} left + {issued:,} issued + {moving} moving between shards = count "
             f"(+ rolled over) for "
             f"{len(types) - len(unbalanced)}/{len(types)} types"
-            + (f"; off: {', '.join(unbalanced)}" if unbalanced else ""),
+            + (f"; off: {', '.join(unbalanced)}" if unbalanced else "")
+            + (f"; {sum(m.added_count for m in late):,} rolled over not in Redis" if late else ""),
         ),
         Check(
             9,
@@ -123,13 +130,37 @@ def check_redis(
             f"{len(in_redis):,} person/type counts, {len(disagree)} differ between Redis and "
             "the ledger",
         ),
+        _rolled_over_stock(moves, late),
     ]
 
 
-def repair_gaps(redis: SyncRedis, layout: Layout, campaign: Campaign, ledger: SqlLedger) -> int:
-    """Insert what Redis issued and the ledger lacks; finish moves; the vouchers inserted."""
+def _rolled_over_stock(moves: list[RolloverMove], late: list[RolloverMove]) -> Check:
+    adding = [m for m in moves if m.adds_stock]
+    detail = f"{len(adding) - len(late)}/{len(adding)} rollover moves' stock received by Redis"
+    if late:
+        detail += "; not received (--repair adds it): " + "; ".join(
+            f"{m.added_count:,} voucher(s) of {m.into_type_id} (round {m.into_round}) "
+            f"rolled over from {m.from_type_id} (round {m.from_round})"
+            for m in late
+        )
+    return Check(11, "rolled-over stock is in Redis", not late, detail)
+
+
+@dataclass(frozen=True)
+class Repaired:
+    moved: int  # vouchers Redis issued that the ledger lacked
+    topped_up: list[RolloverMove]  # rollover moves whose stock Redis lacked
+
+
+def repair_gaps(
+    redis: SyncRedis, layout: Layout, campaign: Campaign, ledger: SqlLedger
+) -> Repaired:
+    """Insert what Redis issued and the ledger lacks; finish moves between shards; add the stock
+    of rollovers Redis has not received (each once, see `rollovers`)."""
     state = read_redis(redis, layout, campaign)
     for fields in state.open_moves:
         complete_move(redis, layout, fields)
+    topped_up = rollovers.top_up(redis, layout, SqlRolloverStore(ledger.engine).moves())
     claims = list(state.streamed.values())
-    return ledger.write(insert_missing(claims)).result(COMMIT_TIMEOUT_S)
+    moved = ledger.write(insert_missing(claims)).result(COMMIT_TIMEOUT_S)
+    return Repaired(moved, topped_up)

@@ -78,13 +78,16 @@ redis.call('XADD', KEYS[1], '*', 'm', move_id, 't', tid, 'n', n, 'to', to)
 return n
 """
 
-# Receive a move once, however often it is delivered.
-BORROW = r"""#!lua
+# Receive a move once, however often it is delivered: the set of moves received and the stock
+# change together, so a retry whose first answer was lost finds its move there and adds nothing.
+_RECEIVE = r"""#!lua
 local tag, tid, n, move_id = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-if redis.call('SADD', tag .. ':moves', move_id) == 0 then return 0 end
+if redis.call('SADD', tag .. ':RECEIVED', move_id) == 0 then return 0 end
 redis.call('INCRBY', tag .. ':s:' .. tid, n)
 return 1
 """
+BORROW = _RECEIVE.replace("RECEIVED", "moves")  # stock lent by another shard
+TOP_UP = _RECEIVE.replace("RECEIVED", "rolled")  # stock a rollover added (see rollovers.py)
 
 
 @dataclass(frozen=True)
@@ -99,3 +102,4 @@ class Script:
 CLAIM_SCRIPT = Script(CLAIM_BATCH)
 LEND_SCRIPT = Script(LEND)
 BORROW_SCRIPT = Script(BORROW)
+TOP_UP_SCRIPT = Script(TOP_UP)

@@ -317,17 +317,6 @@ class SqlLedger:
         with self._connect() as c:
             return {row[0]: (from_us(row[1]), from_us(row[2])) for row in c.execute(query)}
 
-    def rolled_counts(self) -> dict[str, int]:
-        """Extra count of each voucher type that rollovers added (see domain/rollover.py)."""
-        r = tables.rollovers
-        query = (
-            sa.select(r.c.into_type_id, sa.func.sum(r.c.added_count))
-            .where(r.c.into_type_id.is_not(None))
-            .group_by(r.c.into_type_id)
-        )
-        with self._connect() as c:
-            return {row[0]: int(row[1]) for row in c.execute(query) if row[1]}
-
     def issued_vouchers(self) -> Iterator[tuple[Voucher, str]]:
         """Every voucher with its claim key, read in one pass (a restarting engine's counters;
         one query per voucher cost ~0.5 ms each on PostgreSQL)."""
