@@ -333,7 +333,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
             timedelta(seconds=settings.claim_pass_lifetime_s),
             timedelta(seconds=settings.claim_pass_grace_s),
         ),
-        threads=HandlerThreads(settings.ledger_threads, settings.ledger_queue),
+        threads=HandlerThreads(settings.ledger_threads, settings.ledger_wait_s),
     )
     stored = ledger.campaign_spec()
     if stored is not None:

@@ -122,7 +122,7 @@ async def test_reads_queue_for_the_ledger_threads_and_keep_one_connection_each(
 ) -> None:
     clock = SimulatedClock(OPENING)
     settings = Settings(
-        database_url=ledger_url, spec_path=EXAMPLE, ledger_threads=2, ledger_queue=18
+        database_url=ledger_url, spec_path=EXAMPLE, ledger_threads=2, ledger_wait_s=60
     )
     container = build(settings, clock)
     try:

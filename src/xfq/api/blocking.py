@@ -9,9 +9,9 @@ as long. Handlers await these instead:
   of the process. Not anyio's pool (40 threads, each ending after 10 s idle): `SqlLedger.reader`
   keeps a connection per thread for good, taken from the engine's pool of 32, so 40 reading
   threads would empty that pool, and a thread that ended would leave its connection taken.
-  While the link is cut, at most this many requests of a process wait on it; up to
-  `XFQ_LEDGER_QUEUE` more queue here for a thread, off the loop, and the ones past those are
-  answered 503 at once (`LedgerThreads`).
+  While the link is cut, at most this many requests of a process wait on it; the others queue
+  here for a thread, off the loop, and one that got none within `XFQ_LEDGER_WAIT_S` is
+  answered 503 (`LedgerThreads`).
 - `one_at_a_time`: one thread, for the fair-issuance handlers (lottery, households), which
   decide on what they read and relied on running whole on the event loop, one at a time.
 - `stock`: the Redis engine's stock is a Redis round trip, made on anyio's pool: it holds no
@@ -21,9 +21,8 @@ as long. Handlers await these instead:
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 from starlette.concurrency import run_in_threadpool
@@ -40,52 +39,47 @@ P = ParamSpec("P")
 
 
 class LedgerThreads:
-    """The ledger's threads, with a bound on the calls waiting for one of them.
+    """The ledger's threads, and how long a call may wait for one of them.
 
     While the link is cut each call holds its thread for the link's bounds (5 s, or 10 s when
-    the pool checks a connection, then opens a new one), so a call behind k others starts only
-    after ceil(k / threads) of them: past `max_waiting`, a call is refused at once (503 with
-    Retry-After, nothing written) rather than answered after the client gave up.
+    the pool checks a connection, then opens a new one), so a call behind k others would start
+    only after ceil(k / threads) of them. A call that has not started within `max_wait_s` is
+    dropped and answered 503 with Retry-After (nothing written) rather than after its client
+    gave up. A bound on the wait, not on the count: a burst on a healthy link, whose calls take
+    milliseconds, is never refused.
     """
 
-    def __init__(self, threads: int, max_waiting: int) -> None:
-        assert threads >= 1 and max_waiting >= 0, (threads, max_waiting)
+    def __init__(self, threads: int, max_wait_s: float) -> None:
+        assert threads >= 1 and max_wait_s > 0, (threads, max_wait_s)
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="xfq-ledger")
-        # Counted to the end of each call, not to its start: calls handed over in one pass of
-        # the event loop are not refused while a free thread has yet to pick them up.
-        self.max_in_flight = threads + max_waiting
-        self.in_flight = 0  # running on a thread, or waiting for one
-        self._lock = threading.Lock()
+        self.max_wait_s = max_wait_s
 
-    def submit(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        """`call` queued for a thread; StorageUnavailable if the queue is full."""
-        with self._lock:
-            if self.in_flight >= self.max_in_flight:
-                raise StorageUnavailable(
-                    f"the ledger is slow or out of reach: {self.in_flight} calls of this"
-                    " process already run or wait for it"
-                )
-            self.in_flight += 1
+    async def run(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`call` on a thread; StorageUnavailable when no thread took it within the bound."""
+        future = self.pool.submit(call, *args, **kwargs)
+        dropped: list[bool] = []
+        timer = asyncio.get_running_loop().call_later(
+            self.max_wait_s,
+            lambda: dropped.append(future.cancel()),  # False once it started
+        )
         try:
-            future = self.pool.submit(call, *args, **kwargs)
-        except BaseException:
-            self._left()
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            if dropped and dropped[0]:  # the timer's doing, not the request's cancellation
+                raise StorageUnavailable(
+                    f"the ledger is slow or out of reach: no thread of this process was free "
+                    f"for this call within {self.max_wait_s:g} s"
+                ) from None
             raise
-        # Also when cancelled before it started (its request went away; `close`)
-        future.add_done_callback(lambda _: self._left())
-        return future
-
-    def _left(self) -> None:
-        with self._lock:
-            self.in_flight -= 1
-            assert self.in_flight >= 0, self.in_flight
+        finally:
+            timer.cancel()
 
 
 class HandlerThreads:
     """The threads of `on_ledger` and `one_at_a_time`, started as needed, ended by `close`."""
 
-    def __init__(self, ledger_threads: int, ledger_queue: int) -> None:
-        self.ledger = LedgerThreads(ledger_threads, ledger_queue)
+    def __init__(self, ledger_threads: int, ledger_wait_s: float) -> None:
+        self.ledger = LedgerThreads(ledger_threads, ledger_wait_s)
         self.serial = ThreadPoolExecutor(1, thread_name_prefix="xfq-serial")
 
     def close(self) -> None:
@@ -98,9 +92,9 @@ class HandlerThreads:
 async def on_ledger(
     container: Container, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs
 ) -> T:
-    """`call(*args, **kwargs)` on one of the ledger's threads; StorageUnavailable at once
-    when too many calls wait for them already (`LedgerThreads`)."""
-    return await asyncio.wrap_future(container.threads.ledger.submit(call, *args, **kwargs))
+    """`call(*args, **kwargs)` on one of the ledger's threads; StorageUnavailable when none
+    was free for it within `XFQ_LEDGER_WAIT_S` (`LedgerThreads`)."""
+    return await container.threads.ledger.run(call, *args, **kwargs)
 
 
 async def read_ledger(
