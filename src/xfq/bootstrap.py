@@ -27,7 +27,7 @@ from xfq.api.token_cache import CachedTokenVerifier
 from xfq.config import Settings
 from xfq.domain.campaign import Campaign
 from xfq.domain.claim_pass import PassKeys, PassRules
-from xfq.domain.errors import XfqError
+from xfq.domain.errors import StorageUnavailable, XfqError
 from xfq.ports import Clock
 from xfq.services import operations
 from xfq.services.waiting_room import WaitingRooms
@@ -48,6 +48,16 @@ KEY_REFRESH_S = 1.0
 
 class NoCampaign(XfqError):
     code = "no_campaign"
+
+
+@dataclass
+class RevokedKeysRead:
+    """One read of the revoked merchant keys, which the signed requests arriving while it is
+    under way wait for."""
+
+    began: float  # time.monotonic()
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None  # set before `done` if the read failed
 
 
 @dataclass
@@ -76,6 +86,8 @@ class Container:
     _keys_read_at: float = float("-inf")  # time.monotonic() of the last merchant-key refresh
     _revoked_read_at: float = float("-inf")  # ... and of the last read of the revoked keys
     _keys_lock: threading.Lock = field(default_factory=threading.Lock)
+    _revoked_read: RevokedKeysRead | None = None  # the read of the revoked keys under way
+    _revoked_lock: threading.Lock = field(default_factory=threading.Lock)  # guards it
     _persisting: tuple[threading.Event, threading.Thread] | None = None
 
     def running(self) -> tuple[Campaign, Engine]:
@@ -98,18 +110,49 @@ class Container:
 
     def forget_revoked_keys(self) -> None:
         """Drop the keys revoked through any worker process, reading them from the ledger when
-        the last read began more than `KEY_REFRESH_S` ago."""
-        if time.monotonic() - self._revoked_read_at < KEY_REFRESH_S:
-            return
-        with self._keys_lock:
-            if time.monotonic() - self._revoked_read_at < KEY_REFRESH_S:
-                return  # another thread read them meanwhile
-            # When the read began is what bounds it; set once it succeeded (a ledger that
-            # cannot answer makes every signed request a 503 until one does).
-            began = time.monotonic()
-            for key_id in self.ledger.revoked_merchant_keys():
-                self.merchant_keys.pop(key_id, None)
-            self._revoked_read_at = began
+        the last read began more than `KEY_REFRESH_S` before this call.
+
+        One read at a time, and the calls that arrive while it is under way wait for its
+        outcome instead of each reading in turn after it (during a cut, each read waits the
+        link's bounds): its failure fails them all at once (503). A read that began more than
+        `KEY_REFRESH_S` before a call arrived (a slow link) does not vouch for that call, which
+        waits for the next read, begun after it arrived."""
+        arrived = time.monotonic()
+        while arrived - self._revoked_read_at >= KEY_REFRESH_S:
+            with self._revoked_lock:
+                if arrived - self._revoked_read_at < KEY_REFRESH_S:
+                    return  # another thread read them meanwhile
+                read, leading = self._revoked_read, self._revoked_read is None
+                if read is None:
+                    read = self._revoked_read = RevokedKeysRead(time.monotonic())
+            if leading:
+                self._read_revoked_keys(read)
+                return
+            read.done.wait()  # the leading thread's read, within the link's bounds
+            if read.error is not None:
+                raise StorageUnavailable(
+                    f"the read of the revoked merchant keys failed: {read.error}"
+                ) from read.error
+            if read.began >= arrived - KEY_REFRESH_S:
+                return
+
+    def _read_revoked_keys(self, read: RevokedKeysRead) -> None:
+        try:
+            # Under the keys' lock: a read of the live keys that began before a revocation
+            # cannot put the key back after this read took it out (`refresh_merchant_keys`).
+            with self._keys_lock:
+                for key_id in self.ledger.revoked_merchant_keys():
+                    self.merchant_keys.pop(key_id, None)
+                # When the read began is what bounds it; set once it succeeded (a ledger that
+                # cannot answer makes every signed request a 503 until one does).
+                self._revoked_read_at = read.began
+        except BaseException as error:
+            read.error = error
+            raise
+        finally:
+            with self._revoked_lock:
+                self._revoked_read = None
+            read.done.set()
 
     def forget_key(self, key_id: str) -> None:
         """Drop a key revoked through this process (after any reload of the keys under way)."""
@@ -316,7 +359,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
             timedelta(seconds=settings.claim_pass_lifetime_s),
             timedelta(seconds=settings.claim_pass_grace_s),
         ),
-        threads=HandlerThreads(settings.ledger_threads),
+        threads=HandlerThreads(settings.ledger_threads, settings.ledger_wait_s),
     )
     stored = ledger.campaign_spec()
     if stored is not None:

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     # keeps a reader connection for good and takes at most two more while it works, out of the
     # ledger engine's pool of 32 (the writer, the health check and the persister take some too).
     ledger_threads: int = Field(default=8, ge=1, le=10)
+    # How long a ledger call may wait for one of those threads before it is answered 503.
+    # While the link is cut each call holds its thread for one or two bounds (a pooled
+    # connection's check, then a new one), and the calls behind would wait their turn for
+    # ceil(queue / threads) such calls; on a healthy link calls take milliseconds.
+    ledger_wait_s: float = Field(default=1.0, gt=0, le=60)
     spec_path: Path | None = None
     till_code_key: SecretStr | None = None
     personal_data_key: SecretStr | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from datetime import timedelta
 
@@ -157,3 +159,40 @@ async def test_a_key_revoked_by_another_process_is_refused_here_within_the_bound
     time.sleep(KEY_REFRESH_S)
     assert not await _accepted(api, till)
     assert till.key_id not in api.container.merchant_keys
+
+
+async def test_a_read_of_the_revoked_keys_vouches_only_for_requests_within_the_bound_of_it(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signed request that arrives while a read of the revoked keys is under way waits for it
+    rather than reading too (`Container.forget_revoked_keys`), but not if that read began more
+    than KEY_REFRESH_S before: it may have missed a revocation the request must see."""
+    till = await api.enroll("shop", "retail")
+    ledger = api.container.ledger
+    real_read, reads = ledger.revoked_merchant_keys, []
+    held, release = threading.Event(), threading.Event()
+
+    def read() -> set[str]:
+        reads.append(time.monotonic())
+        found = real_read()
+        if len(reads) == 1:  # the first read's answer is held back, as on a slow link
+            held.set()
+            release.wait(10)
+        return found
+
+    monkeypatch.setattr(ledger, "revoked_merchant_keys", read)
+    slow = threading.Thread(target=api.container.forget_revoked_keys)
+    slow.start()
+    try:
+        assert await asyncio.to_thread(held.wait, 10)
+        # Another worker revokes the key after that read began; this process is not told.
+        operations.revoke_merchant_key(ledger, "op2", "shop", till.key_id, api.clock.now()).result()
+        await asyncio.sleep(KEY_REFRESH_S)  # from now on, the key must be refused here
+        signed = asyncio.ensure_future(api.signed(till, "GET", NOWHERE))
+        await asyncio.sleep(0.2)  # it waits for the read under way
+    finally:
+        release.set()
+        await asyncio.to_thread(slow.join, 10)
+    answer = await signed
+    assert answer.status_code == 401 and answer.json()["code"] == "unknown_key"
+    assert len(reads) == 2  # it read again, after the one under way

@@ -121,7 +121,9 @@ async def test_reads_queue_for_the_ledger_threads_and_keep_one_connection_each(
     ledger_url: str,
 ) -> None:
     clock = SimulatedClock(OPENING)
-    settings = Settings(database_url=ledger_url, spec_path=EXAMPLE, ledger_threads=2)
+    settings = Settings(
+        database_url=ledger_url, spec_path=EXAMPLE, ledger_threads=2, ledger_wait_s=60
+    )
     container = build(settings, clock)
     try:
         transport = httpx.ASGITransport(app=create_app(container))

@@ -17,7 +17,7 @@ import contextlib
 import socket
 import struct
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -142,3 +142,19 @@ class FaultProxy:
                 self._pairs.discard(pair)
                 pair.client.close()
                 pair.upstream.close()
+
+
+@contextlib.contextmanager
+def running(target_port: int) -> Iterator[FaultProxy]:
+    """A proxy to `target_port` on 127.0.0.1, listening until the block ends."""
+    proxy = FaultProxy(target_port)
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+def through(proxy: FaultProxy, url: str) -> str:
+    """`url` of a server on the proxy's target port, pointed at the proxy instead."""
+    return url.replace(f":{proxy.target_port}/", f":{proxy.port}/", 1)

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from faults.proxy import FaultProxy
+from faults.proxy import FaultProxy, running, through
 from servers.postgres_fixtures import LedgerDb, fresh_postgres_url
 from servers.postgres_server import PostgresServer
 from xfq.adapters.clock import SimulatedClock
@@ -170,16 +170,8 @@ def test_after_postgresql_is_killed_mid_grab_every_issued_answer_is_in_the_ledge
 
 @pytest.fixture
 def proxy(own_server: PostgresServer) -> Iterator[FaultProxy]:
-    made = FaultProxy(own_server.port)
-    made.start()
-    try:
+    with running(own_server.port) as made:
         yield made
-    finally:
-        made.close()
-
-
-def through(proxy: FaultProxy, url: str) -> str:
-    return url.replace(f":{proxy.target_port}/", f":{proxy.port}/")
 
 
 def test_while_the_link_is_cut_claims_and_reads_fail_within_the_bound_then_succeed(

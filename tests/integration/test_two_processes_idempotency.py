@@ -65,7 +65,7 @@ async def approve(container: Container, merchant: str) -> str:
 
 
 def worker_process(url: str, barrier: Barrier, answers: Queue[tuple[str, str]]) -> None:
-    ledger, threads = SqlLedger(url), HandlerThreads(2)
+    ledger, threads = SqlLedger(url), HandlerThreads(2, 60.0)
     container = cast(Container, Worker(ledger, SimulatedClock(AT), threads))
     try:
         for n in range(MERCHANTS):
