@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from xfq.adapters.sql.rollovers import SqlRolloverStore
 from xfq.bootstrap import Container, NoCampaign
+from xfq.domain.errors import StorageUnavailable
 from xfq.services.expiry import expire
 from xfq.services.rollover import RolloverResult, due_rollovers, roll_over
 
@@ -72,12 +73,21 @@ class Housekeeper:
         self._thread.join()
 
     def _loop(self) -> None:
+        away: str | None = None  # the storage failure logged, until a pass succeeds
         while not self._stop.wait(self._interval_s):
             try:
                 done = run_pass(self._container)
+            except StorageUnavailable as error:  # retried on the next pass, logged once
+                if away is None:
+                    log.warning("housekeeping waits for its storage, retrying: %s", error)
+                away = str(error)
+                continue
             except Exception:  # a failed pass is retried on the next one; the server stays up
                 log.exception("housekeeping pass failed")
                 continue
+            if away is not None:
+                log.warning("housekeeping resumed (storage back: %s)", away)
+                away = None
             if done.expired or done.rolled_over or done.late_stock:
                 log.warning(
                     "housekeeping: expired %d voucher(s), rolled over %s, "

@@ -5,6 +5,7 @@ on a real Redis that is away when the rollover is recorded."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -283,6 +284,39 @@ def test_a_rollover_while_redis_was_away_reaches_redis_once_whatever_retries_it(
     assert all(check.ok for check in checks), checks
     campaign = c.running()[0]
     assert reconcile(campaign, gather(c.ledger.engine, campaign=campaign))[0].ok
+
+
+def test_the_housekeeper_says_once_that_redis_is_away_and_gives_the_stock_when_it_is_back(
+    on_redis: tuple[Container, SimulatedClock, RedisServer, Persister],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    c, clock, server, persister = on_redis
+    for who in ("alice", "bob"):
+        assert grab(c, who, "r1-retail-180-40").code is ClaimCode.ISSUED
+    persister.drain()
+    clock.set(at(3, 5))
+    server.kill()
+    caplog.set_level(logging.WARNING, logger="xfq.housekeeping")
+    jobs = Housekeeper(c, interval_s=0.01)
+    jobs.start()
+    try:
+        for _ in range(1000):  # bounded: the rollover recorded, its top-up failing pass by pass
+            if SqlRolloverStore(c.ledger.engine).moves() and len(caplog.records) >= 1:
+                break
+            time.sleep(0.01)
+        time.sleep(0.2)  # some twenty more failing passes
+        server.start()
+        for _ in range(1000):
+            if "resumed" in caplog.text:
+                break
+            time.sleep(0.01)
+    finally:
+        jobs.stop()
+    waits = [r for r in caplog.records if "waits for its storage" in r.getMessage()]
+    assert len(waits) == 1 and waits[0].exc_info is None  # one line, no traceback
+    assert "resumed" in caplog.text
+    stock = c.running()[1].stock()
+    assert {t: stock[t] for t in ROLLED} == ROLLED
 
 
 def test_a_type_sold_out_before_its_late_top_up_is_claimable_after_any_process_gave_it(
