@@ -245,15 +245,20 @@ RETRIES: dict[str, Callable[[Container], object]] = {
 }
 
 
+def round_1_grabbed_and_ended(c: Container, clock: SimulatedClock, persister: Persister) -> None:
+    """Two of round 1's three retail vouchers grabbed (and persisted); its vouchers expired."""
+    for who in ("alice", "bob"):
+        assert grab(c, who, "r1-retail-180-40").code is ClaimCode.ISSUED
+    persister.drain()
+    clock.set(at(3, 5))
+
+
 def rolled_over_while_redis_was_away(
     c: Container, clock: SimulatedClock, server: RedisServer, persister: Persister
 ) -> None:
     """Round 1: two of its three retail vouchers grabbed, both expire unused; at its end the
     rollover is recorded while Redis is down, then Redis comes back (on its own files)."""
-    for who in ("alice", "bob"):
-        assert grab(c, who, "r1-retail-180-40").code is ClaimCode.ISSUED
-    persister.drain()
-    clock.set(at(3, 5))
+    round_1_grabbed_and_ended(c, clock, persister)
     server.kill()
     with pytest.raises(StorageUnavailable):
         run_pass(c)  # the ledger records the rollover; its top-up cannot reach Redis
@@ -291,10 +296,7 @@ def test_the_housekeeper_says_once_that_redis_is_away_and_gives_the_stock_when_i
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     c, clock, server, persister = on_redis
-    for who in ("alice", "bob"):
-        assert grab(c, who, "r1-retail-180-40").code is ClaimCode.ISSUED
-    persister.drain()
-    clock.set(at(3, 5))
+    round_1_grabbed_and_ended(c, clock, persister)
     server.kill()
     caplog.set_level(logging.WARNING, logger="xfq.housekeeping")
     jobs = Housekeeper(c, interval_s=0.01)
@@ -385,10 +387,7 @@ def test_a_redis_replaced_by_an_empty_one_is_loaded_with_rolled_over_stock_once(
     on_redis: tuple[Container, SimulatedClock, RedisServer, Persister],
 ) -> None:
     c, clock, server, persister = on_redis
-    for who in ("alice", "bob"):
-        assert grab(c, who, "r1-retail-180-40").code is ClaimCode.ISSUED
-    persister.drain()
-    clock.set(at(3, 5))
+    round_1_grabbed_and_ended(c, clock, persister)
     assert run_pass(c).rolled_over == ("r1",)  # Redis up: topped up at once
     server.flush()  # a new, empty Redis: a load writes the stock from the ledger, marks with it
     for path in ("engine start", *RETRIES):  # the load first, then every retry finds it done
