@@ -486,6 +486,11 @@ def report(results: dict[str, Load], args: argparse.Namespace) -> bool:
             f"{load.name:<22} {load.rps:>9.0f} {load.p50_ms:>8.2f} {load.p99_ms:>8.2f} "
             f"{load.errors:>7}  {codes}; {'; '.join(load.notes)}"
         )
+    print("\nCPU µs per answer, by process (the machine has 2e6 µs a second: 2 cores)")
+    for load in results.values():
+        if load.cpu_us:
+            parts = ", ".join(f"{kind} {us:.0f}" for kind, us in load.cpu_us.items())
+            print(f"  {load.name:<22} {sum(load.cpu_us.values()):>5.0f} = {parts}")
     print("\ntargets (design.md):")
     for target, how, value, goal in ratios(results):
         shown = (

@@ -9,6 +9,7 @@ import json
 import multiprocessing
 import os
 import re
+import resource
 import secrets
 import signal
 import socket
@@ -232,6 +233,9 @@ class Load:
     socket_errors: int = 0
     non_2xx: int = 0
     notes: list[str] = field(default_factory=list)
+    # CPU µs per answer during the run, by kind of process (this process's descendants and
+    # wrk): where the machine's time went, beside the req/s it bought
+    cpu_us: dict[str, float] = field(default_factory=dict)
 
     @property
     def errors(self) -> int:
@@ -261,10 +265,62 @@ def wrk(
         str(script),
         f"http://127.0.0.1:{port}{path}",
     ]
+    before, children = cpu_by_kind(), resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         command, env={**os.environ, **env}, capture_output=True, text=True, check=True
     )
-    return parse_wrk(name, done.stdout)
+    after, reaped = cpu_by_kind(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    load = parse_wrk(name, done.stdout)
+    answers = sum(load.codes.values())
+    if answers:
+        spent = {kind: after[kind] - before.get(kind, 0.0) for kind in after}
+        # wrk has ended and been reaped: its CPU is in this process's children's usage
+        spent["wrk"] = (reaped.ru_utime + reaped.ru_stime) - (children.ru_utime + children.ru_stime)
+        load.cpu_us = {k: s / answers * 1e6 for k, s in sorted(spent.items()) if s > 0}
+    return load
+
+
+_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_kind() -> dict[str, float]:
+    """CPU seconds so far of this process's descendants still running, by kind: "xfq persist",
+    "API" (the server's parent and workers, or a hello-world's), "redis-server", "postgres"."""
+    parents: dict[int, int] = {}
+    times: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # ended meanwhile
+            continue
+        fields = stat.rpartition(")")[2].split()
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        times[pid] = (_kind(argv), (int(fields[11]) + int(fields[12])) * _TICK_S)
+    mine: set[int] = {os.getpid()}
+    spent: dict[str, float] = {}
+    while found := {pid for pid, parent in parents.items() if parent in mine} - mine:
+        mine |= found  # a generation of descendants at a time
+    for pid in mine - {os.getpid()}:
+        kind, seconds = times.get(pid, ("", 0.0))
+        if kind:
+            spent[kind] = spent.get(kind, 0.0) + seconds
+    return spent
+
+
+def _kind(argv: list[bytes]) -> str:
+    text = b" ".join(argv).decode(errors="replace")
+    for kind in ("redis-server", "postgres", "wrk"):
+        if kind in text.split(" ")[0]:
+            return kind
+    if " persist" in text:
+        return "xfq persist"
+    if "python" in text.split(" ")[0] or "granian" in text:
+        return "API"
+    return "other"
 
 
 def parse_wrk(name: str, out: str) -> Load:
