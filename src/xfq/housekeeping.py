@@ -1,6 +1,7 @@
 """Scheduled money jobs of a running server, by its injected clock: expire vouchers whose
 validity has ended, roll finished rounds over when the policy says so, and give the claim engine
 any rolled-over stock it has not received (Redis was away when the rollover was recorded).
+A rollover whose round still has claims the Redis persister has not moved waits for a later pass.
 
 Polling rather than sleeping until the next deadline: a simulated clock can jump, and each pass
 is one indexed query when nothing is due.
@@ -16,7 +17,7 @@ from xfq.adapters.sql.rollovers import SqlRolloverStore
 from xfq.bootstrap import Container, NoCampaign
 from xfq.domain.errors import StorageUnavailable
 from xfq.services.expiry import expire
-from xfq.services.rollover import RolloverResult, due_rollovers, roll_over
+from xfq.services.rollover import ClaimsNotPersisted, RolloverResult, due_rollovers, roll_over
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +27,18 @@ class Pass:
     expired: int
     rolled_over: tuple[str, ...]  # rounds rolled over in this pass
     late_stock: int = 0  # rolled-over vouchers the engine received only now (a retry)
+    waiting: tuple[str, ...] = ()  # why due rollovers wait (claims not persisted yet)
 
 
 def apply_rollover(container: Container, round_id: str) -> RolloverResult:
     """Roll over and give the running claim engine the new stock. Run again, it gives the stock
     only if the engine has not received it: the ledger records the rollover first, and a Redis
-    away at that moment is given it by the next call or pass."""
+    away at that moment is given it by the next call or pass. Refused (`ClaimsNotPersisted`)
+    while the engine has issued claims of the round that the ledger does not hold yet."""
     campaign, engine = container.running()
     store = SqlRolloverStore(container.ledger.engine)
-    result = roll_over(store, container.ledger, campaign, round_id, container.clock.now())
+    now = container.clock.now()
+    result = roll_over(store, container.ledger, campaign, round_id, now, engine.unpersisted)
     engine.top_up(result.moves)
     return result
 
@@ -47,12 +51,14 @@ def run_pass(container: Container) -> Pass:
     now = container.clock.now()
     expired = expire(container.ledger, now).result()
     store = SqlRolloverStore(container.ledger.engine)
-    rolled = tuple(
-        apply_rollover(container, round_id).from_round
-        for round_id in due_rollovers(campaign, store, now)
-    )
+    rolled, waiting = [], []
+    for round_id in due_rollovers(campaign, store, now):
+        try:
+            rolled.append(apply_rollover(container, round_id).from_round)
+        except ClaimsNotPersisted as error:  # the next pass asks again
+            waiting.append(str(error))
     late = container.running()[1].top_up(store.moves())  # one read when Redis has them all
-    return Pass(expired, rolled, late)
+    return Pass(expired, tuple(rolled), late, tuple(waiting))
 
 
 class Housekeeper:
@@ -74,6 +80,7 @@ class Housekeeper:
 
     def _loop(self) -> None:
         away: str | None = None  # the storage failure logged, until a pass succeeds
+        waiting: tuple[str, ...] = ()  # the rollovers waiting for the persister, logged
         while not self._stop.wait(self._interval_s):
             try:
                 done = run_pass(self._container)
@@ -88,6 +95,10 @@ class Housekeeper:
             if away is not None:
                 log.warning("housekeeping resumed (storage back: %s)", away)
                 away = None
+            if done.waiting != waiting:  # a line when it changes, not one per pass for days
+                waiting = done.waiting
+                for why in waiting:
+                    log.warning("housekeeping: %s", why)
             if done.expired or done.rolled_over or done.late_stock:
                 log.warning(
                     "housekeeping: expired %d voucher(s), rolled over %s, "

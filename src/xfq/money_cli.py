@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -21,6 +21,10 @@ from xfq.domain.money import format_yuan
 from xfq.domain.settlement import DaySettlement
 from xfq.spec import parse_campaign
 from xfq.spec.convert import as_aware
+
+if TYPE_CHECKING:
+    from xfq.domain.rollover import RolloverMove
+    from xfq.services.rollover import Unpersisted
 
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
@@ -98,10 +102,36 @@ def _refuse_while_served(ledger: str) -> None:
         fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _unpersisted(redis_url: str, campaign: Campaign) -> Unpersisted:
+    """The claims of a ledger served with Redis that its persister has not moved yet."""
+    from xfq.adapters.ids import RandomIds
+    from xfq.adapters.redis.connect import storage_errors
+    from xfq.adapters.redis.engine import RedisClaimEngine
+
+    def ask(in_ledger: Mapping[str, int], moves: Sequence[RolloverMove]) -> Mapping[str, int]:
+        with storage_errors(f"the Redis at {redis_url} was not asked for unpersisted claims"):
+            engine = RedisClaimEngine(campaign, redis_url, RandomIds())
+        try:
+            return engine.unpersisted(in_ledger, moves)
+        finally:
+            engine.close()
+
+    return ask
+
+
 def rollover_command(
     ledger: LedgerArg,
     round_id: Annotated[str, typer.Argument(help="The finished round, e.g. r5.")],
     at: AtOption = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            "--redis",
+            envvar="XFQ_REDIS_URL",
+            help="The Redis that decided this ledger's claims: refused while some are not in "
+            "the ledger yet.",
+        ),
+    ] = None,
 ) -> None:
     """Roll a finished round's unclaimed and expired value into the later round its policy
     names (once; a re-run shows what was done). Refused while `xfq serve` runs on this ledger:
@@ -111,7 +141,9 @@ def rollover_command(
     _refuse_while_served(ledger)
     with _opened(ledger, "rollover") as (sql, campaign):
         store = SqlRolloverStore(sql.engine)
-        result = roll_over(store, sql, campaign, round_id, _when(at, campaign))
+        # With Redis, a claim its persister has not moved would count as unclaimed.
+        asked = None if redis_url is None else _unpersisted(redis_url, campaign)
+        result = roll_over(store, sql, campaign, round_id, _when(at, campaign), asked)
         table = Table(
             title=f"Rollover {result.from_round} -> {result.into_round}"
             + ("" if result.newly_done else " (done before)")

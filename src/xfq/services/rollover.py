@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,6 +26,27 @@ class RolloverRefused(XfqError):
     code = "rollover_refused"
 
 
+class ClaimsNotPersisted(RolloverRefused):
+    """The claim engine issued vouchers of the round that the ledger does not hold yet: counted
+    now, they would roll over as unclaimed. The rollover waits for the persister."""
+
+    code = "rollover_claims_unpersisted"
+
+    def __init__(self, round_id: str, unpersisted: int) -> None:
+        self.round_id = round_id
+        self.unpersisted = unpersisted
+        super().__init__(
+            f"round {round_id}'s rollover waits: {unpersisted:,} of its claims decided in the "
+            "claim engine are not in the ledger yet (is the persister running?); it is computed "
+            "once the persister has moved them"
+        )
+
+
+# Of each voucher type the ledger counts (type id -> vouchers in the ledger), how many more the
+# claim engine has issued; given the ledger's rollover moves (they add to the engine's stock).
+Unpersisted = Callable[[Mapping[str, int], Sequence[RolloverMove]], Mapping[str, int]]
+
+
 @dataclass(frozen=True)
 class RolloverResult:
     from_round: str
@@ -46,9 +68,18 @@ class RolloverResult:
 
 
 def roll_over(
-    store: RolloverStore, ledger: Ledger, campaign: Campaign, round_id: str, now: datetime
+    store: RolloverStore,
+    ledger: Ledger,
+    campaign: Campaign,
+    round_id: str,
+    now: datetime,
+    unpersisted: Unpersisted | None = None,
 ) -> RolloverResult:
-    """Move `round_id`'s unclaimed and expired value into the later round; idempotent."""
+    """Move `round_id`'s unclaimed and expired value into the later round; idempotent.
+
+    `unpersisted` asks a claim engine that answers claims before the ledger holds them (Redis)
+    what it issued beyond the ledger; the rollover is refused (`ClaimsNotPersisted`) until that
+    is nothing for every type of the round."""
     if not campaign.rollover.enabled:
         raise RolloverRefused(f"campaign {campaign.id}'s rollover policy is disabled")
     into = target_round(campaign, round_id)
@@ -67,7 +98,7 @@ def roll_over(
             f"round {into.id} stopped taking claims at {into.claim_closes_at.isoformat()}; "
             "vouchers rolled into it could never be claimed"
         )
-    leftovers = _leftovers(store, ledger, campaign, round_id, now)
+    leftovers = _leftovers(store, ledger, campaign, round_id, now, unpersisted)
     moves = plan_rollover(campaign, round_id, into, leftovers)
     if not store.record(moves, now):
         return RolloverResult(round_id, into.id, tuple(store.moves(round_id)), newly_done=False)
@@ -77,19 +108,45 @@ def roll_over(
 
 
 def _leftovers(
-    store: RolloverStore, ledger: Ledger, campaign: Campaign, round_id: str, now: datetime
+    store: RolloverStore,
+    ledger: Ledger,
+    campaign: Campaign,
+    round_id: str,
+    now: datetime,
+    unpersisted: Unpersisted | None,
 ) -> dict[str, Leftover]:
     def expire_due(tx: LedgerTx) -> int:
         return tx.expire_due(now)
 
     ledger.write(expire_due).result()  # what is still unused at the end must count as expired
-    extra = rolled_in_counts(store.moves())
+    moves = store.moves()
+    extra = rolled_in_counts(moves)
     counts = store.issued_and_expired(round_id)
+    if unpersisted is not None:
+        _refuse_unpersisted(campaign, round_id, counts, moves, unpersisted)
     leftovers = {}
     for t in campaign.round(round_id).types:
         issued, expired = counts.get(t.id, (0, 0))
         leftovers[t.id] = Leftover(t.id, t.count + extra.get(t.id, 0) - issued, expired)
     return leftovers
+
+
+def _refuse_unpersisted(
+    campaign: Campaign,
+    round_id: str,
+    counts: Mapping[str, tuple[int, int]],
+    moves: Sequence[RolloverMove],
+    unpersisted: Unpersisted,
+) -> None:
+    """Unclaimed is count - issued *in the ledger*: a claim the engine issued and the persister
+    has not moved yet (it died days ago, PostgreSQL was cut) would count as unclaimed and its
+    value be issued twice. The round's claims are closed, so the engine's count is final and the
+    ledger's only grows: once the ledger holds them all, `counts` (read before the engine was
+    asked) is exact."""
+    in_ledger = {t.id: counts.get(t.id, (0, 0))[0] for t in campaign.round(round_id).types}
+    behind = sum(max(0, n) for n in unpersisted(in_ledger, moves).values())
+    if behind:
+        raise ClaimsNotPersisted(round_id, behind)
 
 
 def due_rollovers(campaign: Campaign, store: RolloverStore, now: datetime) -> list[str]:

@@ -11,7 +11,7 @@ import fcntl
 import functools
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -206,6 +206,12 @@ class EmbeddedClaimEngine:
                     self._remaining[m.into_type_id] += m.added_count
                     added += m.added_count
         return added
+
+    def unpersisted(
+        self, in_ledger: Mapping[str, int], moves: Sequence[RolloverMove]
+    ) -> dict[str, int]:
+        """Nothing: a claim is answered `issued` only after the ledger's commit."""
+        return {}
 
     def stock(self) -> dict[str, int]:
         """Remaining count of every voucher type, as one consistent snapshot."""

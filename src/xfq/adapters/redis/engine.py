@@ -18,7 +18,7 @@ import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -36,7 +36,7 @@ from xfq.adapters.sql.times import from_us, to_us
 from xfq.domain.campaign import Campaign, Round, VoucherType
 from xfq.domain.claim import ClaimCode, PersonCounts, decide_claim
 from xfq.domain.errors import StorageUnavailable, UnknownObject, XfqError
-from xfq.domain.rollover import RolloverMove
+from xfq.domain.rollover import RolloverMove, rolled_in_counts
 from xfq.domain.voucher import Voucher, VoucherState, new_voucher
 from xfq.ports import ClaimAnswer, ClaimRequest, IdSource, Reply
 
@@ -235,6 +235,24 @@ class RedisClaimEngine:
                     self._rolled_seen.add(m.key)
                     self._sold_out.pop(m.into_type_id, None)
         return sum(m.added_count for m in added)
+
+    def unpersisted(
+        self, in_ledger: Mapping[str, int], moves: Sequence[RolloverMove]
+    ) -> dict[str, int]:
+        """Of each type in `in_ledger` (its vouchers in the ledger), how many more Redis issued:
+        claims the persister has not moved yet. Redis issued what its stock lost: the count and
+        the rollover stock it received (`moves` the ledger recorded) less what is left. A move
+        between shards not yet received counts as issued until the persister completes it, so
+        this is never less than the truth."""
+        with connect.storage_errors("the claims Redis issued could not be counted"):
+            late = {m.key for m in rollovers.missing(self.redis, self.layout, moves)}
+            left = self.stock()
+        received = rolled_in_counts(m for m in moves if m.key not in late)
+        counts = {t.id: t.count for r in self._campaign.rounds for t in r.types}
+        return {
+            type_id: counts[type_id] + received.get(type_id, 0) - left[type_id] - held
+            for type_id, held in in_ledger.items()
+        }
 
     def replace_campaign(self, campaign: Campaign) -> None:
         """Decide from now on by `campaign`: the same voucher types, other claim windows,
