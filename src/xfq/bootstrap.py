@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import threading
@@ -39,11 +41,16 @@ if TYPE_CHECKING:
 
     Engine = EmbeddedClaimEngine | RedisClaimEngine
 
+log = logging.getLogger(__name__)
 EMBEDDED_ENGINE_LOCK = 0x7866_7102  # a PostgreSQL ledger's embedded engine: one process
 # An unknown merchant key reads the ledger's keys again at most this often, and a signed request
 # reads the revoked keys again when the last read is older than this: a revoked key is refused by
 # every worker process from KEY_REFRESH_S after the revocation was answered.
 KEY_REFRESH_S = 1.0
+# Each worker process on Redis asks Redis this often which campaign spec it runs, and loads the
+# ledger's when another worker installed an upload: every worker runs an upload from at most
+# about CAMPAIGN_CHECK_S (plus the reload) after it was answered.
+CAMPAIGN_CHECK_S = 1.0
 
 
 class NoCampaign(XfqError):
@@ -82,6 +89,7 @@ class Container:
     campaign: Campaign | None = None
     engine: Engine | None = None
     waiting: WaitingRooms | None = None  # None when no round has a waiting room
+    spec_digest: str | None = None  # sha256 of the spec `campaign` was parsed from
     _swap: threading.Lock = field(default_factory=threading.Lock)
     _keys_read_at: float = float("-inf")  # time.monotonic() of the last merchant-key refresh
     _revoked_read_at: float = float("-inf")  # ... and of the last read of the revoked keys
@@ -89,6 +97,7 @@ class Container:
     _revoked_read: RevokedKeysRead | None = None  # the read of the revoked keys under way
     _revoked_lock: threading.Lock = field(default_factory=threading.Lock)  # guards it
     _persisting: tuple[threading.Event, threading.Thread] | None = None
+    _following: tuple[threading.Event, threading.Thread] | None = None
 
     def running(self) -> tuple[Campaign, Engine]:
         campaign, engine = self.campaign, self.engine
@@ -162,22 +171,73 @@ class Container:
     def load_campaign(self, spec_text: str, source: str, at: datetime) -> Campaign:
         """Install a campaign (validated first) and restart the claim engine on it; when the
         engine cannot start on it, the ledger keeps the campaign it held and claims go on."""
+        return self._load(spec_text, source, at, install=True)
+
+    def _load(self, spec_text: str, source: str, at: datetime, install: bool) -> Campaign:
         campaign = parse_campaign(spec_text, source)
         for round_id, (opens_at, closes_at) in self.ledger.windows().items():
             campaign = campaign.with_claim_window(round_id, opens_at, closes_at)
+        digest = spec_digest(spec_text)
         with self._swap:
             if self.campaign is not None and self.campaign.id != campaign.id:
                 raise XfqError(
                     f"this ledger runs campaign '{self.campaign.id}'; "
                     f"start another ledger for '{campaign.id}'"
                 )
-            self.engine = self._restart_engine(campaign, spec_text, at)
-            self.campaign = campaign
+            if not install and self.campaign is not None and self.spec_digest == digest:
+                return self.campaign  # loaded meanwhile
+            self.engine = self._restart_engine(campaign, spec_text, at, install)
+            self.campaign, self.spec_digest = campaign, digest
             rooms = WaitingRooms(campaign, self.till_key, self.ids)
             self.waiting = rooms if rooms.round_of_type else None
         return campaign
 
-    def _restart_engine(self, campaign: Campaign, spec_text: str, at: datetime) -> Engine:
+    def follow_upload(self) -> bool:
+        """Run the campaign another worker process uploaded; True when it was loaded here.
+
+        Redis names the spec whose counts it runs (the digest an upload's engine start sets
+        there); the ledger holds that spec once the upload installed it. A digest the ledger
+        does not hold yet (an upload under way, or one whose install failed) changes nothing
+        here. The engine and persister restart on the ledger's spec without writing to Redis
+        or the ledger: a later upload under way elsewhere is not undone."""
+        from xfq.adapters.redis.engine import RedisClaimEngine
+
+        engine = self.engine
+        if not isinstance(engine, RedisClaimEngine):
+            return False
+        running = engine.spec_digest()
+        if running is None or running == self.spec_digest:
+            return False
+        text = self.ledger.campaign_spec()
+        if text is None or spec_digest(text) != running:
+            return False
+        source = "the campaign uploaded through another worker"
+        self._load(text, source, self.clock.now(), install=False)
+        log.info("campaign %s reloaded from the ledger: uploaded through another worker", running)
+        return True
+
+    def follow_uploads(self) -> None:
+        """Check for another worker's upload every `CAMPAIGN_CHECK_S`, on a thread of its own
+        (off the claim path); Redis engines only."""
+        if self.settings.redis_url is None or self._following is not None:
+            return
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self._follow, args=(stop,), daemon=True, name="xfq-campaign-follower"
+        )
+        thread.start()
+        self._following = (stop, thread)
+
+    def _follow(self, stop: threading.Event) -> None:
+        while not stop.wait(CAMPAIGN_CHECK_S):
+            try:
+                self.follow_upload()
+            except Exception:  # Redis or the ledger away, or the spec refused: next time
+                log.warning("the uploaded campaign could not be loaded here yet", exc_info=True)
+
+    def _restart_engine(
+        self, campaign: Campaign, spec_text: str, at: datetime, install: bool = True
+    ) -> Engine:
         """An engine on `campaign`, replacing the running one, and `campaign` installed in the
         ledger once that engine has started: no engine reads the spec from the ledger (they
         rebuild from its vouchers), and no claim reaches the new one before it is returned, so
@@ -187,19 +247,21 @@ class Container:
         A Redis engine starts before the old one closes, so that a start that fails (Redis away)
         leaves the old one serving; the embedded engine's ledger lock must pass from the old one
         to the new one, so the old one closes first and is started again when the new one or
-        the install fails."""
+        the install fails. `install` False: the spec is the ledger's already (`follow_upload`),
+        and the new Redis engine starts on what Redis holds, writing nothing there."""
         old, previous = self.engine, self.campaign
         embedded = self.settings.redis_url is None
         if old is not None and embedded:
             old.close()
         try:
-            engine, persister = self._start_engine(campaign)
+            engine, persister = self._start_engine(campaign, spec_digest(spec_text), install)
             try:
-                self.ledger.install_campaign(campaign, spec_text, at)
+                if install:
+                    self.ledger.install_campaign(campaign, spec_text, at)
             except BaseException:
                 engine.close()
                 if old is not None and previous is not None and not embedded:
-                    old.replace_campaign(previous)  # Redis holds the new claim windows now
+                    self._restore_redis(old, previous)
                 raise
         except BaseException:
             if old is not None and previous is not None and embedded:
@@ -211,9 +273,26 @@ class Container:
             old.close()
         return engine
 
-    def _start_engine(self, campaign: Campaign) -> tuple[Engine, Persister | None]:
-        """An engine on `campaign`, and the Redis persister to run once it replaces the old
-        one (None: the embedded engine, or a deployment whose persister runs apart)."""
+    def _restore_redis(self, old: Engine, previous: Campaign) -> None:
+        """The new engine's start wrote the upload's claim windows and counts to Redis and the
+        ledger did not take it: write back those `old` runs. Taking back a raised count can
+        fail (claims took that stock meanwhile); Redis then keeps it, and `xfq reconcile`
+        names the type until the upload is sent again (it adds nothing then)."""
+        from xfq.adapters.redis.connect import storage_errors
+        from xfq.adapters.redis.engine import RedisClaimEngine
+        from xfq.adapters.redis.loader import set_counts
+
+        assert isinstance(old, RedisClaimEngine)
+        old.replace_campaign(previous)  # Redis holds the new claim windows now
+        with contextlib.suppress(XfqError), storage_errors("the counts were not restored"):
+            set_counts(old.redis, old.layout, previous, self.spec_digest or "", {})
+
+    def _start_engine(
+        self, campaign: Campaign, digest: str = "", load: bool = True
+    ) -> tuple[Engine, Persister | None]:
+        """An engine on `campaign` (its spec's sha256 `digest`), and the Redis persister to run
+        once it replaces the old one (None: the embedded engine, or a deployment whose persister
+        runs apart). `load` False: start on what Redis holds, writing nothing to it."""
         s = self.settings
         if s.redis_url is None:
             return EmbeddedClaimEngine(campaign, self.ledger, self.ids, self.lock_path), None
@@ -236,7 +315,9 @@ class Container:
             )
         tuning = EngineTuning(s.redis_max_batch, s.redis_window_ms / 1000)
         with storage_errors("the Redis claim engine (XFQ_REDIS_URL) could not start"):
-            persister = redis_persister(s.redis_url, campaign, self.ledger, s.redis_shards)
+            persister = redis_persister(
+                s.redis_url, campaign, self.ledger, s.redis_shards, digest=digest, load=load
+            )
             engine = RedisClaimEngine(campaign, s.redis_url, self.ids, tuning)
         return engine, persister if s.redis_persister else None
 
@@ -282,6 +363,10 @@ class Container:
         return moved
 
     def close(self) -> None:
+        if self._following is not None:
+            stop, thread = self._following
+            stop.set()
+            thread.join(30)
         self.threads.close()
         if self.engine is not None:
             self.engine.close()
@@ -367,7 +452,12 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     elif settings.spec_path is not None:
         text = settings.spec_path.read_text(encoding="utf-8")
         container.load_campaign(text, str(settings.spec_path), container.clock.now())
+    container.follow_uploads()
     return container
+
+
+def spec_digest(spec_text: str) -> str:
+    return hashlib.sha256(spec_text.encode("utf-8")).hexdigest()
 
 
 def serving_bounds(settings: Settings) -> LinkBounds:
@@ -399,18 +489,29 @@ def pass_keys(settings: Settings, till_key: bytes) -> PassKeys:
 
 
 def redis_persister(
-    url: str, campaign: Campaign, ledger: SqlLedger, shards: int, stale_ms: int | None = None
+    url: str,
+    campaign: Campaign,
+    ledger: SqlLedger,
+    shards: int,
+    stale_ms: int | None = None,
+    digest: str = "",
+    load: bool = True,
 ) -> Persister:
-    """Load `campaign` into the Redis at `url` (idempotent) and a persister into `ledger`."""
+    """Load `campaign` (its spec's sha256 `digest`, '' if unknown) into the Redis at `url`
+    (idempotent; `load` False: it is loaded already) and a persister into `ledger`."""
     import os
     import socket
 
     from xfq.adapters.redis.connect import is_cluster, sync_client
+    from xfq.adapters.redis.layout import Layout, shards_key
     from xfq.adapters.redis.loader import load_campaign
     from xfq.adapters.redis.persister import Persister
 
     redis = sync_client(url, is_cluster(url))
-    layout = load_campaign(redis, campaign, ledger, shards)
+    if load:
+        layout = load_campaign(redis, campaign, ledger, shards, digest)
+    else:
+        layout = Layout(campaign.id, int(str(redis.get(shards_key(campaign.id)))))
     consumer = f"{socket.gethostname()}-{os.getpid()}"
     if stale_ms is None:
         return Persister(redis, layout, campaign, ledger, consumer)

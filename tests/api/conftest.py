@@ -6,6 +6,7 @@ A test module runs on both ledgers (SQLite and PostgreSQL) with `ON_BOTH_LEDGERS
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -93,6 +94,18 @@ class Api:
         assert answer.status_code == 200, answer.text
         code: str = answer.json()["code"]
         return code
+
+
+def persisted(api: Api, count: int, timeout_s: float = 30) -> int:
+    """Vouchers in the ledger once the persister thread has moved `count` (or time ran out)."""
+    deadline = time.monotonic() + timeout_s
+    held = 0
+    while time.monotonic() < deadline:
+        held = sum(1 for _ in api.container.ledger.issued_claims())
+        if held >= count:
+            break
+        time.sleep(0.05)
+    return held
 
 
 @asynccontextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import EXAMPLE, OPENING, Api
+from conftest import EXAMPLE, OPENING, Api, persisted
 
 from servers.redis_fixtures import redis_server, redis_server_session  # noqa: F401
 from servers.redis_servers import RedisServer
@@ -50,18 +49,6 @@ async def api(redis_container: tuple[Container, SimulatedClock]) -> AsyncIterato
     transport = httpx.ASGITransport(app=create_app(built))
     async with httpx.AsyncClient(transport=transport, base_url="http://xfq.test") as client:
         yield Api(client, built, clock)
-
-
-def persisted(api: Api, count: int, timeout_s: float = 30) -> int:
-    """Vouchers in the ledger once the persister thread has moved `count` (or time ran out)."""
-    deadline = time.monotonic() + timeout_s
-    held = 0
-    while time.monotonic() < deadline:
-        held = sum(1 for _ in api.container.ledger.issued_claims())
-        if held >= count:
-            break
-        time.sleep(0.05)
-    return held
 
 
 async def test_claims_over_http_are_issued_by_redis_and_reach_the_ledger(api: Api) -> None:

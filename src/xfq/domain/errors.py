@@ -34,6 +34,13 @@ class StorageUnavailable(XfqError):
     code = "storage_unavailable"
 
 
+class CampaignChangeRefused(XfqError):
+    """An uploaded campaign changes what the running claim engine cannot change (a voucher type
+    removed, a count lowered below what was claimed); nothing was changed."""
+
+    code = "campaign_change_refused"
+
+
 class UnknownObject(XfqError):
     """A round, voucher type, merchant or voucher id that the campaign or ledger does not know."""
 

@@ -270,6 +270,13 @@ class RedisClaimEngine:
             self._openings.moved()
         self._campaign = campaign
 
+    def spec_digest(self) -> str | None:
+        """The sha256 of the campaign spec whose voucher counts Redis runs (set by the last
+        load that changed them, from any process); None before any load set one."""
+        with connect.storage_errors("the campaign's spec digest could not be read"):
+            digest = self.redis.get(self.layout.spec_digest())
+        return None if digest is None else str(digest)
+
     def close(self) -> None:
         self._closed = True
         own, self._own = self._own, None

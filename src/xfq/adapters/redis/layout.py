@@ -13,6 +13,7 @@ import zlib
 from dataclasses import dataclass
 
 GROUP = "persisters"
+COUNTS_SHARD = 0  # holds the counts, the spec digest, and stock added by an upload
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,16 @@ class Layout:
     def rolled(self, shard: int) -> str:
         """Keys of the rollover moves whose stock this shard received (`scripts.TOP_UP`)."""
         return f"{self.tag(shard)}:rolled"
+
+    def counts(self) -> str:
+        """The voucher count of each type that Redis's stock is made for (`scripts.SET_COUNTS`);
+        on the first shard, with the spec digest and the stock that raised counts add."""
+        return f"{self.tag(COUNTS_SHARD)}:counts"
+
+    def spec_digest(self) -> str:
+        """The sha256 of the campaign spec whose counts Redis runs: workers that run another
+        spec load the ledger's again (`Container.follow_upload`)."""
+        return f"{self.tag(COUNTS_SHARD)}:spec"
 
     def loaded(self, shard: int) -> str:
         return f"{self.tag(shard)}:loaded"

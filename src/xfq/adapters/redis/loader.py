@@ -4,8 +4,12 @@ The first load of a shard writes its part of the stock and, when the ledger alre
 vouchers (Redis was replaced by an empty one), the counts and idempotency answers of the people
 whose home it is, from the ledger. Its voucher types are written last, together with the
 `loaded` mark: until then the claim script answers `U` and nothing is decided on a half-loaded
-shard. Later loads only rewrite rounds (claim windows and limits), and add the stock of any
-rollover recorded in the ledger that Redis has not received (see `rollovers`).
+shard. Every load then sets the voucher counts Redis's stock is made for to the campaign's, all
+or nothing (`scripts.SET_COUNTS`: a raised count or a new type adds its stock once, a lowered
+count takes back unclaimed stock; a removed type, or a count lowered below what was claimed, is
+refused with nothing changed), rewrites rounds (claim windows and limits) and types (limits),
+and adds the stock of any rollover recorded in the ledger that Redis has not received (see
+`rollovers`).
 """
 
 from __future__ import annotations
@@ -14,13 +18,17 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from xfq.adapters.redis import rollovers
+import orjson
+
+from xfq.adapters.redis import connect, rollovers
 from xfq.adapters.redis.connect import SyncRedis
-from xfq.adapters.redis.layout import Layout, shards_key
+from xfq.adapters.redis.layout import COUNTS_SHARD, Layout, shards_key
+from xfq.adapters.redis.scripts import SET_COUNTS_SCRIPT
 from xfq.adapters.sql.ledger import SqlLedger
 from xfq.adapters.sql.rollovers import SqlRolloverStore
 from xfq.adapters.sql.times import to_us
 from xfq.domain.campaign import Campaign
+from xfq.domain.errors import CampaignChangeRefused
 from xfq.domain.rollover import RolloverMove, rolled_in_counts
 
 
@@ -32,8 +40,12 @@ class _Held:
     answers: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
-def load_campaign(redis: SyncRedis, campaign: Campaign, ledger: SqlLedger, shards: int) -> Layout:
-    """Make Redis ready to decide `campaign`; the shard count of a first load is kept."""
+def load_campaign(
+    redis: SyncRedis, campaign: Campaign, ledger: SqlLedger, shards: int, digest: str = ""
+) -> Layout:
+    """Make Redis ready to decide `campaign` (whose spec has the sha256 `digest`; '' leaves
+    Redis's as it is); the shard count of a first load is kept. Raises `CampaignChangeRefused`
+    having changed nothing when Redis cannot run `campaign`'s counts and types."""
     redis.set(shards_key(campaign.id), shards, nx=True)
     layout = Layout(campaign.id, int(str(redis.get(shards_key(campaign.id)))))
     unloaded = [s for s in range(layout.shards) if not redis.exists(layout.loaded(s))]
@@ -42,11 +54,54 @@ def load_campaign(redis: SyncRedis, campaign: Campaign, ledger: SqlLedger, shard
         held, issued = _from_ledger(layout, campaign, ledger)
         for shard in unloaded:
             _fill(redis, layout, campaign, shard, held[shard], issued, moves)
+    seed = {} if redis.exists(layout.counts()) else ledger.type_counts()
+    set_counts(redis, layout, campaign, digest, seed)
     write_rounds(redis, layout, campaign)
+    _write_types(redis, layout, campaign)
     for shard in unloaded:
-        _mark_loaded(redis, layout, campaign, shard)
+        redis.set(layout.loaded(shard), 1)
     rollovers.top_up(redis, layout, moves)  # recorded while Redis was away or before this load
     return layout
+
+
+def set_counts(
+    redis: SyncRedis, layout: Layout, campaign: Campaign, digest: str, seed: dict[str, int]
+) -> None:
+    """Make Redis's stock that of `campaign`'s counts, all at once, or refuse having changed
+    nothing (see `scripts.SET_COUNTS`); `seed`: the counts Redis was loaded with, for a Redis
+    loaded before they were kept in it."""
+    request = {
+        "types": [[t.id, t.count, r.id, t.category] for r in campaign.rounds for t in r.types],
+        "seed": [[type_id, count] for type_id, count in seed.items()],
+        "digest": digest,
+    }
+    shard, args = COUNTS_SHARD, orjson.dumps(request).decode()
+    refused = connect.run(redis, SET_COUNTS_SCRIPT, layout.stream(shard), layout.tag(shard), args)
+    if refused:
+        raise CampaignChangeRefused(_refusal(layout, [str(r) for r in refused]))
+
+
+def _refusal(layout: Layout, refused: list[str]) -> str:
+    reasons = []
+    for line in refused:
+        code, type_id, *rest = line.split("|")
+        if code == "R":
+            reasons.append(f"voucher type {type_id} cannot be removed (or renamed)")
+        elif code == "M":
+            reasons.append(f"voucher type {type_id} cannot move from round {rest[0]}/{rest[1]}")
+        elif code == "L":
+            count, wanted, left = rest
+            place = "" if layout.shards == 1 else f" in shard {COUNTS_SHARD}'s part of the stock"
+            reasons.append(
+                f"the count of {type_id} cannot be lowered from {count} to {wanted}: "
+                f"only {left} unclaimed voucher(s){place} can be taken back now"
+            )
+        else:
+            reasons.append(f"Redis holds voucher type {type_id} with no known count")
+    return (
+        "Redis runs this campaign's grab and cannot take this upload, so nothing was changed: "
+        + "; ".join(reasons)
+    )
 
 
 def _from_ledger(
@@ -102,6 +157,10 @@ def _fill(
             stock.hset(layout.rebuilt(shard), vtype.id, issued_here[vtype.id])
     if shard == rollovers.SHARD:
         rollovers.write_received(stock, layout, moves)
+    if shard == COUNTS_SHARD:  # the counts this stock is made for (`set_counts`)
+        stock.delete(layout.counts())
+        made_for: dict[Any, Any] = {t.id: t.count for r in campaign.rounds for t in r.types}
+        stock.hset(layout.counts(), mapping=made_for)
     stock.execute()
 
 
@@ -121,15 +180,17 @@ def write_rounds(redis: SyncRedis, layout: Layout, campaign: Campaign) -> None:
     pipe.execute()
 
 
-def _mark_loaded(redis: SyncRedis, layout: Layout, campaign: Campaign, shard: int) -> None:
+def _write_types(redis: SyncRedis, layout: Layout, campaign: Campaign) -> None:
+    """Every type in every shard (absolute values), once its stock is there: until then the
+    claim script answers `U` for it."""
     pipe = redis.pipeline(transaction=False)
-    for rnd in campaign.rounds:
-        for vtype in rnd.types:
-            fields: dict[Any, Any] = {
-                "round": rnd.id,
-                "category": vtype.category,
-                "per_person": vtype.per_person,
-            }
-            pipe.hset(layout.voucher_type(shard, vtype.id), mapping=fields)
-    pipe.set(layout.loaded(shard), 1)
+    for shard in range(layout.shards):
+        for rnd in campaign.rounds:
+            for vtype in rnd.types:
+                fields: dict[Any, Any] = {
+                    "round": rnd.id,
+                    "category": vtype.category,
+                    "per_person": vtype.per_person,
+                }
+                pipe.hset(layout.voucher_type(shard, vtype.id), mapping=fields)
     pipe.execute()

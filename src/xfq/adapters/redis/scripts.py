@@ -89,6 +89,63 @@ return 1
 BORROW = _RECEIVE.replace("RECEIVED", "moves")  # stock lent by another shard
 TOP_UP = _RECEIVE.replace("RECEIVED", "rolled")  # stock a rollover added (see rollovers.py)
 
+# Set the voucher counts Redis's stock is made for to those of an uploaded campaign, all or
+# nothing, on the shard that holds the `counts` hash, the campaign's spec digest and the stock
+# of raised counts and new types (the other shards' claims borrow from it). ARGV[2] is JSON:
+#   types:  [[type, count, round, category], ...]  the whole uploaded campaign
+#   seed:   [[type, count], ...]  the ledger's counts, for a Redis loaded before `counts` was
+#           kept: a loaded type (its `t:` hash exists) gets its count from there, once
+#   digest: the uploaded spec's sha256 ('' leaves the digest as it is)
+# A count raised adds the difference to the stock, a new type its count; both are recorded in
+# `counts` in the same atomic call, so the same upload sent again adds nothing. A count lowered
+# takes the difference back from the unclaimed stock here. Answers the refusals, one string
+# each, and changes nothing when there is one (an empty answer: applied):
+#   R|<type>                                    a loaded type the upload leaves out
+#   M|<type>|<round>|<category>                 a loaded type moved to another round or category
+#   L|<type>|<count>|<wanted>|<unclaimed here>  lowered by more than the unclaimed stock here
+#   X|<type>                                    loaded, but its count is known nowhere
+SET_COUNTS = r"""#!lua
+local tag = ARGV[1]
+local req = cjson.decode(ARGV[2])
+local counts = tag .. ':counts'
+for _, s in ipairs(req.seed) do
+  if redis.call('EXISTS', tag .. ':t:' .. s[1]) == 1 then
+    redis.call('HSETNX', counts, s[1], s[2])
+  end
+end
+local refused, wanted = {}, {}
+for _, t in ipairs(req.types) do
+  local tid, want = t[1], tonumber(t[2])
+  wanted[tid] = true
+  local was = redis.call('HMGET', tag .. ':t:' .. tid, 'round', 'category')
+  local cur = tonumber(redis.call('HGET', counts, tid))
+  if was[1] and (was[1] ~= t[3] or was[2] ~= t[4]) then
+    refused[#refused + 1] = 'M|' .. tid .. '|' .. was[1] .. '|' .. was[2]
+  elseif was[1] and not cur then
+    refused[#refused + 1] = 'X|' .. tid
+  elseif cur and want < cur then
+    local left = tonumber(redis.call('GET', tag .. ':s:' .. tid)) or 0
+    if cur - want > left then
+      refused[#refused + 1] = 'L|' .. tid .. '|' .. cur .. '|' .. want .. '|' .. left
+    end
+  end
+end
+for _, tid in ipairs(redis.call('HKEYS', counts)) do
+  if not wanted[tid] then refused[#refused + 1] = 'R|' .. tid end
+end
+if #refused > 0 then return refused end
+for _, t in ipairs(req.types) do
+  local want = tonumber(t[2])
+  local cur = tonumber(redis.call('HGET', counts, t[1])) or 0
+  if want ~= cur then
+    redis.call('INCRBY', tag .. ':s:' .. t[1], want - cur)
+    redis.call('HSET', counts, t[1], want)
+  end
+end
+if req.digest ~= '' then redis.call('SET', tag .. ':spec', req.digest) end
+return {}
+"""
+
 
 @dataclass(frozen=True)
 class Script:
@@ -103,3 +160,4 @@ CLAIM_SCRIPT = Script(CLAIM_BATCH)
 LEND_SCRIPT = Script(LEND)
 BORROW_SCRIPT = Script(BORROW)
 TOP_UP_SCRIPT = Script(TOP_UP)
+SET_COUNTS_SCRIPT = Script(SET_COUNTS)

@@ -230,6 +230,12 @@ class SqlLedger:
     def campaign_spec(self) -> str | None:
         return stored_spec(self.engine)
 
+    def type_counts(self) -> dict[str, int]:
+        """The count of every voucher type the ledger was ever given, as last installed."""
+        with self._connect() as c:
+            rows = c.execute(sa.select(tables.voucher_types.c.id, tables.voucher_types.c.count))
+            return {type_id: int(count) for type_id, count in rows}
+
     def enroll_merchant(
         self, merchant_id: str, name: str, category: str, at: datetime, status: str = "enrolled"
     ) -> None:
