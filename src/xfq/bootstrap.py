@@ -229,11 +229,21 @@ class Container:
         self._following = (stop, thread)
 
     def _follow(self, stop: threading.Event) -> None:
+        failing: str | None = None  # logged once, not every second of an outage
         while not stop.wait(CAMPAIGN_CHECK_S):
             try:
                 self.follow_upload()
-            except Exception:  # Redis or the ledger away, or the spec refused: next time
-                log.warning("the uploaded campaign could not be loaded here yet", exc_info=True)
+            except Exception as error:  # Redis or the ledger away, or the spec refused
+                if str(error) != failing:
+                    log.warning(
+                        "the uploaded campaign could not be loaded here yet (retrying each "
+                        "second): %s",
+                        error,
+                        exc_info=not isinstance(error, XfqError),
+                    )
+                failing = str(error)
+            else:
+                failing = None
 
     def _restart_engine(
         self, campaign: Campaign, spec_text: str, at: datetime, install: bool = True
