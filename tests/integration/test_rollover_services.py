@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 import spec_text
+from servers.postgres_fixtures import LedgerDb
 from servers.redis_fixtures import own_redis_server  # noqa: F401
 from servers.redis_servers import RedisServer
 from xfq import cli, housekeeping
@@ -41,12 +42,14 @@ from xfq.domain.checkout import CheckoutCode, Order
 from xfq.domain.claim import ClaimCode
 from xfq.domain.eligibility import Citizen, Residency
 from xfq.domain.errors import StorageUnavailable
+from xfq.domain.refund import RefundOutcome
 from xfq.domain.voucher import Voucher
 from xfq.housekeeping import Housekeeper, Pass, apply_rollover, run_pass
 from xfq.ports import ClaimAnswer, ClaimRequest
 from xfq.services.checkout import RedeemRequest, submit_redeem
 from xfq.services.grab import claim
 from xfq.services.reconcile import Check, reconcile
+from xfq.services.refund import RefundRequest, submit_refund
 from xfq.services.rollover import (
     ClaimsNotPersisted,
     RolloverRefused,
@@ -72,13 +75,19 @@ def at(month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
     return datetime(2022, month, day, hour, minute, tzinfo=TZ)
 
 
-@pytest.fixture
-def container(tmp_path: Path) -> Iterator[tuple[Container, SimulatedClock]]:
+def built_on(database_url: str, tmp_path: Path) -> tuple[Container, SimulatedClock]:
+    """The weekly campaign on the embedded engine, a shop enrolled, at round 1's opening."""
     spec = tmp_path / "weekly.toml"
     spec.write_text(SPEC, encoding="utf-8")
     clock = SimulatedClock(at(2, 26, 10))
-    built = build(Settings(database_url=f"sqlite:///{tmp_path / 'l.db'}", spec_path=spec), clock)
+    built = build(Settings(database_url=database_url, spec_path=spec), clock)
     built.ledger.enroll_merchant("shop", "Shop", "retail", clock.now())
+    return built, clock
+
+
+@pytest.fixture
+def container(tmp_path: Path) -> Iterator[tuple[Container, SimulatedClock]]:
+    built, clock = built_on(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
     yield built, clock
     built.close()
 
@@ -604,3 +613,128 @@ def test_the_rollover_command_refuses_in_one_line_until_the_persister_has_moved_
     run_pass(c)  # the server gives Redis the rolled-over stock
     checked = reconcile_cli(c)
     assert checked.exit_code == 0, checked.output
+
+
+# --- reconciliation recomputes every recorded rollover from the ledger -------------------------
+
+
+@pytest.fixture
+def on_either_ledger(
+    ledger_db: LedgerDb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Container, SimulatedClock, LedgerDb]]:
+    """The weekly campaign on a SQLite or a PostgreSQL ledger; `xfq reconcile`'s table unwrapped."""
+    monkeypatch.setattr(cli.console, "width", 1000)
+    built, clock = built_on(ledger_db.url, tmp_path)
+    yield built, clock, ledger_db
+    built.close()
+
+
+def rollover_check(c: Container) -> Check:
+    campaign = c.running()[0]
+    checks = reconcile(campaign, gather(c.ledger.engine, campaign=campaign))
+    return next(check for check in checks if check.name == "rollovers match the ledger")
+
+
+def reconciled(c: Container) -> Result:
+    """`xfq reconcile` on the container's ledger, in process (this worktree's code)."""
+    return CliRunner().invoke(app, ["reconcile", c.settings.database_url])
+
+
+def test_reconcile_finds_a_correct_rollover_and_a_refund_lapsed_after_it_in_the_ledger(
+    on_either_ledger: tuple[Container, SimulatedClock, LedgerDb],
+) -> None:
+    c, clock, db = on_either_ledger
+    first_round_week(c, clock)
+    assert rollover_check(c).detail == "no rollover recorded"
+    clock.set(at(3, 5))
+    apply_rollover(c, "r1")
+    check = rollover_check(c)
+    assert check.ok and check.detail == (
+        "2 move(s) of 1 round(s) recomputed from the ledger: 0 mismatch(es)"
+    )
+    # Alice's order is refunded after round 1's validity: her voucher lapses (redeemed ->
+    # expired) and its 40 yuan, never paid, was not rolled: it stays with round 1.
+    clock.set(at(3, 6, 12))
+    request = RefundRequest("shop", db.scalar("SELECT id FROM redemptions"), 200_00, "rf-1")
+    refunded = submit_refund(c.ledger, c.running()[0], c.ids, clock.now(), request).result()
+    assert refunded.outcome is RefundOutcome.LAPSED
+    check = rollover_check(c)
+    assert check.ok, check.detail
+    assert (
+        "1 voucher(s) of r1-retail-180-40 lapsed by a refund after round r1 rolled over: "
+        "40.00 yuan stays with round r1"
+    ) in check.detail
+    done = reconciled(c)
+    assert done.exit_code == 0, done.output
+    assert "rollovers match the ledger" in done.output
+
+
+def test_reconcile_names_a_rollover_record_edited_in_the_ledger(
+    on_either_ledger: tuple[Container, SimulatedClock, LedgerDb],
+) -> None:
+    c, clock, db = on_either_ledger
+    first_round_week(c, clock)
+    clock.set(at(3, 5))
+    apply_rollover(c, "r1")  # retail: 1 unclaimed + 1 expired = 80 yuan, 2 vouchers added
+    db.execute(
+        "UPDATE rollovers SET unclaimed = 2, value_fen = 12000, added_count = 3 "
+        "WHERE from_type_id = 'r1-retail-180-40'"
+    )
+    found = reconciled(c)
+    assert found.exit_code == 1, found.output
+    named = (
+        "round r1 r1-retail-180-40: unclaimed recorded 2, found 1; value recorded 120.00, "
+        "found 80.00; added recorded 3, found 2 -> 40.00 yuan over-rolled, 40.00 yuan "
+        "over-issued as vouchers"
+    )
+    assert named in found.output
+    check = rollover_check(c)
+    assert not check.ok
+    assert check.detail == (
+        f"2 move(s) of 1 round(s) recomputed from the ledger: 1 mismatch(es); {named}"
+    )
+
+
+LATE_CLAIM = {  # policy -> what reconcile says of a claim that reached the ledger late
+    "unclaimed and expired": (
+        SPEC,
+        "round r1 r1-retail-180-40: unclaimed recorded 1, found 0; expired recorded 1, found 2 "
+        "-> same value rolled",
+    ),
+    "unclaimed only": (
+        UNCLAIMED_ONLY,
+        "round r1 r1-retail-180-40: unclaimed recorded 1, found 0; value recorded 40.00, found "
+        "0.00; added recorded 1, found 0 -> 40.00 yuan over-rolled, 40.00 yuan over-issued as "
+        "vouchers",
+    ),
+}
+
+
+@pytest.mark.parametrize("policy", list(LATE_CLAIM))
+def test_reconcile_names_a_claim_of_the_round_that_reached_the_ledger_after_its_rollover(
+    on_either_ledger: tuple[Container, SimulatedClock, LedgerDb], policy: str
+) -> None:
+    """As a persister that was behind did before rollovers waited for it: the rollover counted
+    carol's claim as unclaimed. Every other check holds; this one names the move."""
+    c, clock, db = on_either_ledger
+    spec, named = LATE_CLAIM[policy]
+    c.load_campaign(spec, policy, clock.now())
+    first_round_week(c, clock)
+    clock.set(at(3, 5))
+    apply_rollover(c, "r1")
+    db.execute(
+        "INSERT INTO vouchers (id, type_id, round_id, category, person_id, claim_key, state, "
+        "issued_at_us, valid_from_us, valid_until_us) SELECT 'late-carol', type_id, round_id, "
+        "category, 'carol', 'carol-key', 'issued', issued_at_us, valid_from_us, valid_until_us "
+        "FROM vouchers WHERE person_id = 'bob'"
+    )
+    db.execute(
+        "INSERT INTO voucher_events (voucher_id, event, at_us, ref) SELECT 'late-carol', event, "
+        "at_us, ref FROM voucher_events e JOIN vouchers v ON v.id = e.voucher_id "
+        "WHERE v.person_id = 'bob' AND e.event = 'issue'"
+    )
+    found = reconciled(c)
+    assert found.exit_code == 1, found.output
+    assert named in found.output
+    checks = reconcile(c.running()[0], gather(c.ledger.engine, campaign=c.running()[0]))
+    assert [check.name for check in checks if not check.ok] == ["rollovers match the ledger"]

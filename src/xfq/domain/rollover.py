@@ -33,6 +33,12 @@ class Leftover:
     expired: int
 
 
+def leftover_of(vtype: VoucherType, rolled_in: int, issued: int, expired: int) -> Leftover:
+    """`vtype`'s leftover once its round has finished: unclaimed is its count with what rolled
+    into it, less the vouchers issued of it; `expired` those that ended unused."""
+    return Leftover(vtype.id, vtype.count + rolled_in - issued, expired)
+
+
 @dataclass(frozen=True)
 class RolloverMove:
     from_round: str

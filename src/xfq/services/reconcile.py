@@ -9,6 +9,7 @@ from xfq.domain.campaign import Campaign, Round
 from xfq.domain.money import format_yuan
 from xfq.domain.quota import pools_of
 from xfq.domain.rollover import effective_budget_fen
+from xfq.services.reconcile_rollovers import RecordedMove, audit_rollovers
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class LedgerFigures:
     settlement_owed_fen: int | None = None  # over every day, closed and open; None: not read
     pool_issued: dict[str, int] = field(default_factory=dict)  # quota pool -> vouchers from it
     household_held: list[tuple[str, str, int]] = field(default_factory=list)  # head, round, n
+    rollovers: list[RecordedMove] = field(default_factory=list)  # as recorded, every round
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ def reconcile(
         _retries(figures),
         _balanced(figures),
         _isolation(figures),
+        _rollovers_match(campaign, figures),
     ]
 
 
@@ -196,3 +199,18 @@ def _isolation(f: LedgerFigures) -> Check:
         f"is the one that redeemed: checked at each write; {f.wrong_category} cross-category"
     )
     return Check(7, "no one uses another's vouchers", f.wrong_category == 0, detail)
+
+
+def _rollovers_match(campaign: Campaign, f: LedgerFigures) -> Check:
+    """Each recorded rollover recomputed from the ledger now (services/reconcile_rollovers.py
+    says which difference is legitimate): a rollover from a wrong picture issues money twice."""
+    held = {t.type_id: (t.issued, t.redeemed) for t in f.types}
+    audit = audit_rollovers(campaign, f.rollovers, held, f.rolled_in)
+    if not f.rollovers:
+        return Check(12, "rollovers match the ledger", True, "no rollover recorded")
+    detail = (
+        f"{audit.moves} move(s) of {audit.rounds} round(s) recomputed from the ledger: "
+        f"{len(audit.mismatches)} mismatch(es)"
+    )
+    detail += "".join(f"; {text}" for text in audit.mismatches + audit.tolerated)
+    return Check(12, "rollovers match the ledger", not audit.mismatches, detail)

@@ -12,6 +12,7 @@ from xfq.domain.rollover import (
     Leftover,
     RolloverMove,
     effective_budget_fen,
+    leftover_of,
     plan_rollover,
     rolled_in_counts,
     rollover_due_at,
@@ -127,7 +128,7 @@ def _leftovers(
     leftovers = {}
     for t in campaign.round(round_id).types:
         issued, expired = counts.get(t.id, (0, 0))
-        leftovers[t.id] = Leftover(t.id, t.count + extra.get(t.id, 0) - issued, expired)
+        leftovers[t.id] = leftover_of(t, extra.get(t.id, 0), issued, expired)
     return leftovers
 
 

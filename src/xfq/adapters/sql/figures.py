@@ -7,7 +7,9 @@ import sqlalchemy as sa
 from xfq.adapters.sql.bulk_read import driver_rows
 from xfq.adapters.sql.settlement import SqlSettlementStore
 from xfq.domain.campaign import Campaign
+from xfq.domain.rollover import RolloverMove
 from xfq.services.reconcile import LedgerFigures, TypeFigures
+from xfq.services.reconcile_rollovers import RecordedMove
 from xfq.services.settlement import settlement_total_fen
 
 # Two passes over the big tables, grouped, rather than a correlated count per type and column.
@@ -91,6 +93,7 @@ def gather(
             settlement_owed_fen=settled,
             pool_issued={row[0]: int(row[1]) for row in q(_POOLS)},
             household_held=[(row[0], row[1], int(row[2])) for row in q(_HOUSEHOLDS)],
+            rollovers=_recorded_rollovers(c),
         )
 
 
@@ -105,6 +108,26 @@ WHERE into_type_id IS NOT NULL GROUP BY into_type_id"""
 
 def _rolled_in(c: sa.Connection) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in c.exec_driver_sql(_ROLLED_IN) if row[1]}
+
+
+_ROLLOVERS = """SELECT from_round, from_type_id, into_round, into_type_id, unclaimed, expired,
+value_fen, added_count, remainder_fen FROM rollovers ORDER BY from_round, from_type_id"""
+
+# Vouchers of a rolled-over type that a refund lapsed (redeemed -> expired) at or after the
+# rollover's time: they ended unused after it read the ledger (services/reconcile_rollovers.py).
+_LAPSED_SINCE = """SELECT r.from_round, r.from_type_id, count(DISTINCT e.voucher_id)
+FROM rollovers r
+JOIN vouchers v ON v.type_id = r.from_type_id
+JOIN voucher_events e ON e.voucher_id = v.id AND e.event = 'lapse' AND e.at_us >= r.at_us
+GROUP BY r.from_round, r.from_type_id"""
+
+
+def _recorded_rollovers(c: sa.Connection) -> list[RecordedMove]:
+    lapsed = {(row[0], row[1]): int(row[2]) for row in c.exec_driver_sql(_LAPSED_SINCE)}
+    return [
+        RecordedMove(RolloverMove(*row), lapsed.get((row[0], row[1]), 0))
+        for row in c.exec_driver_sql(_ROLLOVERS)
+    ]
 
 
 def _unique_keys(connection: sa.Connection) -> frozenset[str]:
