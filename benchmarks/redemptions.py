@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from claims import (
@@ -67,7 +68,7 @@ from xfq.adapters.sql.schema import create_engine
 from xfq.api.auth.merchant_signature import sign
 from xfq.domain.till_code import issue_code
 from xfq.domain.voucher import VoucherState
-from xfq.simulation.http_client import HttpPool
+from xfq.simulation.http_client import HttpPool, Reply
 
 PATH = "/v1/merchant/redemptions"
 SCRIPT = HERE / "redemption.lua"
@@ -92,6 +93,14 @@ class Prepared:
     warm: int  # the last `warm` lines are the warm-up's
 
 
+class Client(Protocol):
+    """What the set-up sends its requests through: `HttpPool`, or an app called in process."""
+
+    async def request(
+        self, method: str, path: str, headers: dict[str, str] | None = None, body: Any = None
+    ) -> Reply: ...
+
+
 def _env() -> dict[str, str]:
     return _xfq_env() | {"XFQ_TILL_CODE_KEY": TILL_KEY}
 
@@ -99,7 +108,7 @@ def _env() -> dict[str, str]:
 # --- set-up, not timed ----------------------------------------------------------------------
 
 
-async def _enroll(pool: HttpPool, operator: str, merchants: int) -> list[Till]:
+async def enroll(pool: Client, operator: str, merchants: int) -> list[Till]:
     tills = []
     for j in range(merchants):
         ops = {"Authorization": f"Bearer {operator}"}
@@ -117,7 +126,7 @@ async def _enroll(pool: HttpPool, operator: str, merchants: int) -> list[Till]:
     return tills
 
 
-async def _claim(pool: HttpPool, bearer: list[str]) -> list[Held]:
+async def claim_all(pool: Client, bearer: list[str]) -> list[Held]:
     """(person, voucher) for each token: one `plenty` voucher each, claimed over the API."""
     got = [("", "")] * len(bearer)
 
@@ -134,9 +143,7 @@ async def _claim(pool: HttpPool, bearer: list[str]) -> list[Held]:
     return got
 
 
-async def _same_codes(
-    pool: HttpPool, bearer: list[str], vouchers: list[Held], now: datetime
-) -> None:
+async def _same_codes(pool: Client, bearer: list[str], vouchers: list[Held], now: datetime) -> None:
     """The wallet's own till codes for a few vouchers must equal the ones made here."""
     for i in range(0, len(vouchers), max(1, len(vouchers) // 5)):
         person, voucher = vouchers[i]
@@ -155,9 +162,9 @@ async def _setup(port: int, people: int, merchants: int) -> tuple[list[Till], li
     pool = HttpPool("127.0.0.1", port, 64)
     await pool.open()
     try:
-        tills = await _enroll(pool, operator, merchants)
+        tills = await enroll(pool, operator, merchants)
         started = time.perf_counter()
-        vouchers = await _claim(pool, bearer)
+        vouchers = await claim_all(pool, bearer)
         took_s = time.perf_counter() - started
         print(f"  set-up: {people:,} vouchers claimed in {took_s:.1f} s", file=sys.stderr)
         await _same_codes(pool, bearer, vouchers, datetime.fromisoformat(OPENS_AT))
@@ -166,11 +173,12 @@ async def _setup(port: int, people: int, merchants: int) -> tuple[list[Till], li
     return tills, vouchers
 
 
-def _sign_all(tills: list[Till], vouchers: list[Held], path: Path) -> Prepared:
-    """One signed redemption a voucher, a line each, for redemption.lua."""
+def signed(tills: list[Till], vouchers: list[Held]) -> list[list[str]]:
+    """One signed redemption a voucher: key id, timestamp, nonce, signature, Idempotency-Key,
+    body; at the round's opening, where the servers' clocks stand."""
     now = datetime.fromisoformat(OPENS_AT)
     timestamp, key = int(now.timestamp()), TILL_KEY.encode()
-    lines = []
+    requests = []
     for i, (person, voucher) in enumerate(vouchers):
         till = tills[i % len(tills)]
         order = {"list_price_fen": LIST_PRICE_FEN, "merchant_promotion_fen": 0}
@@ -179,7 +187,13 @@ def _sign_all(tills: list[Till], vouchers: list[Held], path: Path) -> Prepared:
                           separators=(",", ":"))  # fmt: skip
         nonce = secrets.token_urlsafe(24)
         signature = sign(till.secret, "POST", PATH, timestamp, nonce, body.encode())
-        lines.append("\t".join([till.key_id, str(timestamp), nonce, signature, f"rd-{i}", body]))
+        requests.append([till.key_id, str(timestamp), nonce, signature, f"rd-{i}", body])
+    return requests
+
+
+def _sign_all(tills: list[Till], vouchers: list[Held], path: Path) -> Prepared:
+    """The signed redemptions, a line each, for redemption.lua."""
+    lines = ["\t".join(fields) for fields in signed(tills, vouchers)]
     path.write_text("\n".join(lines) + "\n", encoding="ascii")
     return Prepared(path, len(lines), len(lines) // 5)
 
@@ -311,18 +325,9 @@ def _dummy_requests(workdir: Path) -> Path:
     """Requests shaped as the real ones (the hello-world reads and ignores them)."""
     path = workdir / "dummy-requests.tsv"
     if not path.exists():
-        timestamp, secret, key = "1646445600", secrets.token_bytes(32), TILL_KEY.encode()
-        lines = []
-        for i in range(2_000):
-            code = issue_code(key, f"v{secrets.token_hex(8)}", f"b{i:08d}",
-                              datetime.fromisoformat(OPENS_AT))  # fmt: skip
-            body = json.dumps({"code": code, "order_ref": f"o{i}", "order": {
-                "list_price_fen": LIST_PRICE_FEN, "merchant_promotion_fen": 0}},
-                separators=(",", ":"))  # fmt: skip
-            nonce = secrets.token_urlsafe(24)
-            signature = sign(secret, "POST", PATH, int(timestamp), nonce, body.encode())
-            lines.append("\t".join(["mk_dummy", timestamp, nonce, signature, f"rd-{i}", body]))
-        path.write_text("\n".join(lines) + "\n", encoding="ascii")
+        tills = [Till("m0000", "mk_dummy", secrets.token_bytes(32))]
+        vouchers = [(f"b{i:08d}", f"vc_{secrets.token_urlsafe(12)}") for i in range(2_000)]
+        _sign_all(tills, vouchers, path)
     return path
 
 
