@@ -28,10 +28,13 @@ from harness import (
     HERE,
     ROOT,
     Load,
+    bench_parser,
     free_port,
     issuers_env,
     pass_key_env,
     passes_file,
+    print_errors,
+    print_loads,
     python,
     redis_server,
     server,
@@ -476,21 +479,7 @@ def ratios(results: dict[str, Load]) -> list[tuple[str, str, float | None, float
 
 
 def report(results: dict[str, Load], args: argparse.Namespace) -> bool:
-    print(
-        f"\nwrk -t1 -c{args.connections}, {args.seconds:g} s per run after {WARMUP_S:g} s warm-up"
-    )
-    print(f"{'run':<22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}  answers / notes")
-    for load in results.values():
-        codes = ", ".join(f"{k} {v}" for k, v in sorted(load.codes.items()))
-        print(
-            f"{load.name:<22} {load.rps:>9.0f} {load.p50_ms:>8.2f} {load.p99_ms:>8.2f} "
-            f"{load.errors:>7}  {codes}; {'; '.join(load.notes)}"
-        )
-    print("\nCPU µs per answer, by process (the machine has 2e6 µs a second: 2 cores)")
-    for load in results.values():
-        if load.cpu_us:
-            parts = ", ".join(f"{kind} {us:.0f}" for kind, us in load.cpu_us.items())
-            print(f"  {load.name:<22} {sum(load.cpu_us.values()):>5.0f} = {parts}")
+    print_loads(results, args.connections, args.seconds, WARMUP_S)
     print("\ntargets (design.md):")
     for target, how, value, goal in ratios(results):
         shown = (
@@ -498,23 +487,18 @@ def report(results: dict[str, Load], args: argparse.Namespace) -> bool:
         )
         print(f"  {target:<52} {how:<34} {shown}")
     failed = [load.name for load in results.values() if "LEDGER CHECK FAILED" in load.notes]
-    errors = [load.name for load in results.values() if load.errors]
     if failed:
         print(f"\nFAILED: the ledger check failed after {', '.join(failed)}")
-    if errors:
-        print(f"\nerrors (5xx or transport) in: {', '.join(errors)}")
+    print_errors(results)
     return not failed
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--connections", type=int, default=64)
+    parser = bench_parser(__doc__)
     parser.add_argument("--people", type=int, default=400_000, help="distinct citizens' tokens")
     parser.add_argument(
         "--pass-people", type=int, default=150_000, help="claim passes fetched for the -pass runs"
     )
-    parser.add_argument("--only", default="", help="comma-separated run names")
     args = parser.parse_args()
     if args.pass_people > args.people:
         parser.error("--pass-people: at most --people (each pass is got for one of the tokens)")

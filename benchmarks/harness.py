@@ -3,6 +3,7 @@ parsed, citizens' bearer tokens signed by the benchmark's own identity provider.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -321,6 +322,41 @@ def _kind(argv: list[bytes]) -> str:
     if "python" in text.split(" ")[0] or "granian" in text:
         return "API"
     return "other"
+
+
+def bench_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every benchmark of runs side by side takes."""
+    parser = argparse.ArgumentParser(description=doc.split("\n", maxsplit=1)[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="each timed run")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--only", default="", help="comma-separated run names")
+    return parser
+
+
+def print_loads(loads: dict[str, Load], connections: int, seconds: float, warmup_s: float) -> None:
+    """The table of a run: req/s, p50, p99, errors, answers by code and notes, one a line."""
+    width = max([22, *(len(load.name) for load in loads.values())])
+    print(f"\nwrk -t1 -c{connections}, {seconds:g} s per run after {warmup_s:g} s warm-up")
+    print(
+        f"{'run':<{width}} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}  answers / notes"
+    )
+    for load in loads.values():
+        codes = ", ".join(f"{k} {v}" for k, v in sorted(load.codes.items()))
+        print(
+            f"{load.name:<{width}} {load.rps:>9.0f} {load.p50_ms:>8.2f} {load.p99_ms:>8.2f} "
+            f"{load.errors:>7}  {codes}; {'; '.join(load.notes)}"
+        )
+    print("\nCPU µs per answer, by process (the machine has 2e6 µs a second: 2 cores)")
+    for load in loads.values():
+        if load.cpu_us:
+            parts = ", ".join(f"{kind} {us:.0f}" for kind, us in load.cpu_us.items())
+            print(f"  {load.name:<{width}} {sum(load.cpu_us.values()):>5.0f} = {parts}")
+
+
+def print_errors(loads: dict[str, Load]) -> None:
+    errors = [load.name for load in loads.values() if load.errors]
+    if errors:
+        print(f"\nerrors (5xx or transport) in: {', '.join(errors)}")
 
 
 def parse_wrk(name: str, out: str) -> Load:
