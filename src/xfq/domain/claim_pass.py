@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 from xfq.domain.eligibility import Citizen, Residency
 from xfq.domain.sealed import SealProblem, head_of, seal, unseal
@@ -47,8 +48,7 @@ class PassRules:
     grace: timedelta  # how long after the claim window closes a pass still reads
 
 
-@dataclass(frozen=True)
-class ClaimPass:
+class ClaimPass(NamedTuple):  # a tuple: read on every claim, ~6k instructions less to make
     round_id: str
     citizen: Citizen
     expires_s: int  # Unix seconds; the pass is refused from this second on
