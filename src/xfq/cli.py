@@ -144,7 +144,7 @@ def reconcile_command(
     answered = answers.read_text(encoding="utf-8").split() if answers else None
     redis_checks = _redis_checks(url, campaign, redis_url, repair) if redis_url else []
     figures = gather(engine, with_ids=answered is not None, campaign=campaign)
-    checks = reconcile(campaign, figures, answered) + redis_checks
+    checks = sorted(reconcile(campaign, figures, answered) + redis_checks, key=lambda c: c.number)
     engine.dispose()
     print_checks(console, checks)
     if not all(c.ok for c in checks):

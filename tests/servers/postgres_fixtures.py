@@ -44,7 +44,8 @@ class LedgerDb:
         return self.rows(sql, **params)[0][0]
 
     def execute(self, sql: str) -> None:
-        """Run statements (`;`-separated) in one transaction, e.g. to tamper with the ledger."""
+        """Run one statement in a transaction of its own, e.g. to tamper with the ledger
+        (SQLite's driver refuses several in one call)."""
         engine = sa.create_engine(self.url.replace("postgresql://", "postgresql+psycopg://", 1))
         try:
             with engine.begin() as c:
