@@ -96,6 +96,8 @@ async def test_ledger_calls_no_thread_took_are_answered_503_soon_and_none_writte
     assert len(at_once) >= WRITES - admitted  # the old code: none
     assert max(s for _, s in answered) < ALL_ANSWERED_S  # the old code: 45.2 s
     assert _merchants_written(postgres_url) == []
+    metrics = (await api.client.get("/metrics")).text  # what operators watch during a cut
+    assert f"xfq_storage_unavailable_total {float(WRITES)}" in metrics
 
     for n, (body, headers) in enumerate(requests):  # healed: each retried with its key
         again = await api.client.post("/v1/ops/merchants", json=body, headers=headers)

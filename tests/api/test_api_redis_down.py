@@ -117,6 +117,8 @@ async def test_a_stopped_redis_is_answered_503_at_once_and_served_again_when_bac
         lambda: api.client.post("/v1/ops/rounds/r6/cancel", headers=api.ops("cancel-1"))
     )
     assert "claim windows" in moved.json()["detail"]
+    metrics = (await api.client.get("/metrics")).text  # the claim's 503 counted as the others'
+    assert "xfq_storage_unavailable_total 4.0" in metrics
 
     own_redis_server.start()
     claimed = await _back(lambda: api.claim("alice", TYPE), 201)  # the same key

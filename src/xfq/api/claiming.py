@@ -251,6 +251,8 @@ class ClaimFront:
         except AuthError as error:  # a pass for another round
             return _problem(error.status, error.code, error.detail)
         except XfqError as error:
+            if isinstance(error, StorageUnavailable):
+                self.metrics.unavailable.inc()
             return _refusal(error)
         return status, out, []
 

@@ -70,6 +70,12 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.unavailable = Counter(
+            "xfq_storage_unavailable",
+            "Requests answered 503 because the ledger or Redis was out of reach or too slow "
+            "(a ledger call no thread took in time, a cut link, Redis away)",
+            registry=self.registry,
+        )
         # Children resolved once: labels() takes a lock and a dict lookup per call.
         self._by_code = {code.value: self._claims.labels(code.value) for code in ClaimCode}
         self._gauges: list[Gauge] = []

@@ -90,7 +90,7 @@ def _auth(_request: Request, error: Exception) -> Response:
     return problem(error.status, error.code, "Not allowed", error.detail, headers)
 
 
-def _domain(_request: Request, error: Exception) -> Response:
+def _domain(request: Request, error: Exception) -> Response:
     assert isinstance(error, XfqError)
     if isinstance(error, SpecError):
         return problem(
@@ -101,6 +101,9 @@ def _domain(_request: Request, error: Exception) -> Response:
     if isinstance(error, UnknownObject):
         return problem(404, error.code, "Not found", str(error))
     if isinstance(error, StorageUnavailable):
+        metrics = getattr(request.app.state, "metrics", None)
+        if metrics is not None:
+            metrics.unavailable.inc()
         return problem(503, error.code, "Try again", str(error), {"Retry-After": "1"})
     return problem(409, error.code, "Not possible now", str(error))
 
