@@ -173,6 +173,24 @@ class Container:
         engine cannot start on it, the ledger keeps the campaign it held and claims go on."""
         return self._load(spec_text, source, at, install=True)
 
+    def upload_campaign(self, spec_text: str, source: str, at: datetime) -> Campaign:
+        """`load_campaign` for an operator's upload: on Redis, one at a time across the worker
+        processes (`upload_lock`; a worker's start loads the same stored spec and takes none)."""
+        url = self.settings.redis_url
+        if url is None:
+            return self.load_campaign(spec_text, source, at)
+        from xfq.adapters.redis.connect import is_cluster, storage_errors, sync_client
+        from xfq.adapters.redis.upload_lock import one_upload
+
+        campaign_id = parse_campaign(spec_text, source).id
+        with storage_errors("the campaign upload could not reach Redis"):
+            redis = sync_client(url, is_cluster(url))
+        try:
+            with one_upload(redis, campaign_id):
+                return self.load_campaign(spec_text, source, at)
+        finally:
+            redis.close()
+
     def _load(self, spec_text: str, source: str, at: datetime, install: bool) -> Campaign:
         campaign = parse_campaign(spec_text, source)
         for round_id, (opens_at, closes_at) in self.ledger.windows().items():

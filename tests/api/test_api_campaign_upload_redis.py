@@ -26,6 +26,7 @@ from servers.redis_servers import RedisServer
 from spec_text import campaign, round_, voucher_type
 from xfq.adapters.clock import SimulatedClock
 from xfq.adapters.redis.engine import RedisClaimEngine
+from xfq.adapters.redis.upload_lock import HOLD_S, lock_key
 from xfq.cli import app
 from xfq.config import Settings
 
@@ -168,3 +169,29 @@ async def test_an_upload_through_one_worker_is_in_force_in_another(
         assert b.container.running()[0].voucher_type(NEW)[1].count == 2
         assert persisted(a, 7) == 7
     _reconciled(first)
+
+
+async def test_an_upload_while_another_worker_installs_one_is_refused_and_changes_nothing(
+    tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    """Two uploads at once through different workers could interleave their writes to Redis
+    and the ledger: the second is told to send again, and is taken once the first is done."""
+    settings = _settings(tmp_path, redis_server)
+    async with serving(settings, SimulatedClock(OPENING + timedelta(seconds=1))) as api:
+        redis = _engine(api).redis
+        key = lock_key("upload-redis")
+        assert redis.set(key, "another worker's upload", nx=True, ex=HOLD_S)
+        raised = spec(retail=5)
+        refused = await _upload(api, raised, "upload-1")
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["code"] == "upload_under_way"
+        assert api.container.ledger.campaign_spec() == OLD
+        assert _engine(api).stock() == {RETAIL: 3, HOME: 2}
+        assert 0 < redis.ttl(key) <= HOLD_S  # a worker killed mid-upload holds it no longer
+
+        redis.delete(key)  # the other upload is done
+        again = await _upload(api, raised, "upload-1")  # the same key: the refusal was not kept
+        assert again.status_code == 200, again.text
+        assert _engine(api).stock() == {RETAIL: 5, HOME: 2}
+        assert redis.get(key) is None  # released by its holder

@@ -60,7 +60,7 @@ async def put_campaign(
 
     def handle() -> CampaignOut:
         now = container.clock.now()
-        container.load_campaign(body.toml, "the uploaded campaign", now)
+        container.upload_campaign(body.toml, "the uploaded campaign", now)
         campaign, engine = container.running()
         details = {"spec_sha256": hashlib.sha256(body.toml.encode("utf-8")).hexdigest()}
         container.ledger.write(
