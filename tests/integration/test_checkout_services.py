@@ -3,6 +3,7 @@ and PostgreSQL."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,7 +26,13 @@ from xfq.domain.eligibility import Citizen, Residency
 from xfq.domain.refund import RefundOutcome
 from xfq.domain.voucher import Voucher, VoucherState
 from xfq.ports import ClaimRequest
-from xfq.services.checkout import RedeemAnswer, RedeemRequest, quote_order, submit_redeem
+from xfq.services.checkout import (
+    RedeemAnswer,
+    RedeemRequest,
+    quote_order,
+    redeem_unit,
+    submit_redeem,
+)
 from xfq.services.expiry import expire
 from xfq.services.grab import claim
 from xfq.services.refund import RefundAnswer, RefundCode, RefundRequest, submit_refund
@@ -305,3 +312,36 @@ def test_the_wallet_lists_a_persons_vouchers_with_their_types(city: City) -> Non
     assert sorted(e.voucher_type.label for e in entries) == ["满30减6", "满500减80"]
     assert all(e.voucher.valid_until == at(12, 0) for e in entries)
     assert wallet(city.ledger.reader(), city.campaign, "bob") == []
+
+
+def test_a_redemption_on_postgresql_waits_on_the_server_twice(city: City) -> None:
+    """The order's lock, the merchant's row and the till's read go in one pipeline, and the
+    voucher's move, its event and the redemption in one statement: two round trips (counted
+    as the Sync messages libpq sends), with the same rows written as on SQLite."""
+    if city.db.backend != "postgresql":
+        pytest.skip("SQLite is in process: its statements cost no round trip")
+    voucher = city.grab("alice", "r6-retail-30-6")
+    request = RedeemRequest("shop", "alice", voucher.id, "o-1", Order(5000, 0), "k1")
+    unit = redeem_unit(city.campaign, city.ids, city.clock.now(), request)
+    with tempfile.TemporaryFile() as trace:
+
+        def traced(tx: Any) -> RedeemAnswer:
+            pgconn = tx._connection.driver_connection.pgconn
+            pgconn.trace(trace.fileno())
+            try:
+                return unit(tx)
+            finally:
+                pgconn.untrace()
+
+        answer = city.ledger.write(traced).result()
+        trace.seek(0)
+        syncs = sum(1 for line in trace if line.rstrip().endswith(b"\tSync"))
+    assert answer.code is CheckoutCode.OK and answer.redemption is not None
+    assert syncs == 2
+    events = city.db.rows(
+        "SELECT event, ref FROM voucher_events WHERE voucher_id = :v ORDER BY seq", v=voucher.id
+    )
+    assert [e for e, _ref in events] == ["issue", "redeem"]
+    assert events[1][1] == answer.redemption.id
+    assert city.state(voucher) is VoucherState.REDEEMED
+    assert city.rows("redemptions") == 1

@@ -10,7 +10,7 @@ from datetime import datetime
 from xfq.domain.campaign import Campaign
 from xfq.domain.checkout import CheckoutCode, Order, Quote, best_quote, quote
 from xfq.domain.redemption import Redemption, RedemptionState
-from xfq.domain.voucher import VoucherEvent, VoucherState
+from xfq.domain.voucher import VoucherState
 from xfq.ports import IdSource, Ledger, LedgerReader, LedgerTx, TillContext
 
 
@@ -97,11 +97,8 @@ def redeem_unit(
             redeemed_at=now,
             state=RedemptionState.POSTED,
         )
-        moved = tx.move_voucher(
-            request.voucher_id, VoucherState.ISSUED, VoucherEvent.REDEEM, now, redemption.id
-        )
+        moved = tx.redeem_voucher(redemption)
         assert moved, "voucher changed inside the transaction"
-        tx.insert_redemption(redemption)
         return RedeemAnswer(CheckoutCode.OK, q.message, redemption)
 
     return unit
