@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import secrets
 from datetime import UTC
 from typing import Annotated
@@ -29,7 +28,7 @@ from xfq.api.schemas import (
     SpecIn,
     campaign_out,
 )
-from xfq.bootstrap import KEY_REFRESH_S, Container
+from xfq.bootstrap import KEY_REFRESH_S, Container, spec_digest
 from xfq.domain.errors import UnknownObject
 from xfq.services import operations
 from xfq.services.audit import record
@@ -62,7 +61,7 @@ async def put_campaign(
         now = container.clock.now()
         container.upload_campaign(body.toml, "the uploaded campaign", now)
         campaign, engine = container.running()
-        details = {"spec_sha256": hashlib.sha256(body.toml.encode("utf-8")).hexdigest()}
+        details = {"spec_sha256": spec_digest(body.toml)}  # what Redis names as running
         container.ledger.write(
             lambda tx: record(tx, who.subject, "campaign.imported", campaign.id, details, now)
         ).result()
